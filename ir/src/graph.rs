@@ -95,7 +95,12 @@ impl Graph {
     /// Declares a graph input.
     pub fn add_input(&mut self, name: impl Into<String>, ty: TensorType) -> ValueRef {
         let name = name.into();
-        let id = self.g.add_node(Node { name: name.clone(), op: Op::Input, num_inputs: 0, outputs: vec![Value { name, ty }] });
+        let id = self.g.add_node(Node {
+            name: name.clone(),
+            op: Op::Input,
+            num_inputs: 0,
+            outputs: vec![Value { name, ty }],
+        });
         self.inputs.push(id);
         ValueRef::first(id)
     }
@@ -104,7 +109,12 @@ impl Graph {
     pub fn add_const(&mut self, name: impl Into<String>, value: Tensor) -> ValueRef {
         let name = name.into();
         let ty = value.tensor_type();
-        let id = self.g.add_node(Node { name: name.clone(), op: Op::Constant(value), num_inputs: 0, outputs: vec![Value { name, ty }] });
+        let id = self.g.add_node(Node {
+            name: name.clone(),
+            op: Op::Constant(value),
+            num_inputs: 0,
+            outputs: vec![Value { name, ty }],
+        });
         ValueRef::first(id)
     }
 
@@ -145,7 +155,13 @@ impl Graph {
         Ok(ValueRef::first(self.add_node(name, op, &ins, &[name.to_string()])?))
     }
 
-    fn infer_with(&self, name: &str, op: &Op, inputs: &[Option<ValueRef>], num_outputs: usize) -> Result<Vec<TensorType>, InferError> {
+    fn infer_with(
+        &self,
+        name: &str,
+        op: &Op,
+        inputs: &[Option<ValueRef>],
+        num_outputs: usize,
+    ) -> Result<Vec<TensorType>, InferError> {
         let types: Vec<Option<TensorType>> = inputs.iter().map(|v| v.map(|v| self.value_type(v).clone())).collect();
         let consts: Vec<Option<Tensor>> = inputs.iter().map(|v| v.and_then(|v| self.const_value(v).cloned())).collect();
         let cx = InferCtx { node: name, op: op.onnx_name(), inputs: &types, consts: &consts, num_outputs };
@@ -298,7 +314,8 @@ impl Graph {
         for e in (&self.g).edge_references() {
             *indeg.get_mut(&e.target()).expect("edge target exists") += 1;
         }
-        let mut ready: std::collections::BTreeSet<NodeId> = indeg.iter().filter(|(_, &d)| d == 0).map(|(&n, _)| n).collect();
+        let mut ready: std::collections::BTreeSet<NodeId> =
+            indeg.iter().filter(|(_, &d)| d == 0).map(|(&n, _)| n).collect();
         let mut order = Vec::with_capacity(indeg.len());
         while let Some(n) = ready.pop_first() {
             order.push(n);
@@ -311,7 +328,8 @@ impl Graph {
             }
         }
         if order.len() != indeg.len() {
-            let stuck = indeg.iter().filter(|(n, _)| !order.contains(n)).map(|(n, _)| *n).min().expect("some node is stuck");
+            let stuck =
+                indeg.iter().filter(|(n, _)| !order.contains(n)).map(|(n, _)| *n).min().expect("some node is stuck");
             return Err(GraphError::Cycle(self.g[stuck].name.clone()));
         }
         Ok(order)
@@ -374,7 +392,8 @@ impl Graph {
                 stack.extend(self.g.neighbors_directed(n, Direction::Incoming));
             }
         }
-        let dead: Vec<NodeId> = self.g.node_indices().filter(|n| !live.contains(n) && !self.inputs.contains(n)).collect();
+        let dead: Vec<NodeId> =
+            self.g.node_indices().filter(|n| !live.contains(n) && !self.inputs.contains(n)).collect();
         for &n in &dead {
             self.g.remove_node(n);
         }
@@ -409,7 +428,12 @@ impl Graph {
                 let inferred = self.infer_with(&node.name, &node.op, &self.node_inputs(id), node.outputs.len())?;
                 for (output, (o, t)) in node.outputs.iter().zip(inferred).enumerate() {
                     if o.ty != t {
-                        return Err(GraphError::TypeMismatch { node: node.name.clone(), output, declared: o.ty.clone(), inferred: t });
+                        return Err(GraphError::TypeMismatch {
+                            node: node.name.clone(),
+                            output,
+                            declared: o.ty.clone(),
+                            inferred: t,
+                        });
                     }
                 }
             }

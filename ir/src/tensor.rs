@@ -126,14 +126,7 @@ numeric_element!(u8, U8);
 numeric_element!(u16, U16);
 numeric_element!(u32, U32);
 numeric_element!(u64, U64);
-element!(
-    f16,
-    F16,
-    |x: f16| x.to_f64(),
-    f16::from_f64,
-    |x: f16| x.to_f64() as i64,
-    |v: i64| f16::from_f64(v as f64)
-);
+element!(f16, F16, |x: f16| x.to_f64(), f16::from_f64, |x: f16| x.to_f64() as i64, |v: i64| f16::from_f64(v as f64));
 element!(bool, Bool, |x: bool| x as u8 as f64, |v: f64| v != 0.0, |x: bool| x as i64, |v: i64| v != 0);
 
 /// Why a tensor could not be built.

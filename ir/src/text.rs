@@ -22,7 +22,8 @@ pub fn to_text(g: &Graph) -> String {
 
 fn write_graph(g: &Graph, indent: usize, out: &mut String) {
     let pad = "  ".repeat(indent);
-    let inputs: Vec<String> = g.input_values().iter().map(|&v| format!("%{}: {}", g.value_name(v), g.value_type(v))).collect();
+    let inputs: Vec<String> =
+        g.input_values().iter().map(|&v| format!("%{}: {}", g.value_name(v), g.value_type(v))).collect();
     let outputs: Vec<String> = g.outputs().iter().map(|&v| format!("%{}", g.value_name(v))).collect();
     let _ = writeln!(out, "{pad}graph {}({}) -> ({}) {{", g.name, inputs.join(", "), outputs.join(", "));
     let order = g.topo_order().unwrap_or_else(|_| g.node_ids());
@@ -50,7 +51,11 @@ fn write_node(g: &Graph, id: NodeId, indent: usize, out: &mut String) {
         .map(|v| v.map_or_else(|| "_".to_string(), |v| format!("%{}", g.value_name(v))))
         .collect();
     let types: Vec<String> = node.outputs.iter().map(|o| o.ty.to_string()).collect();
-    let named = if node.name != node.outputs.first().map_or("", |o| o.name.as_str()) { format!("  # {}", node.name) } else { String::new() };
+    let named = if node.name != node.outputs.first().map_or("", |o| o.name.as_str()) {
+        format!("  # {}", node.name)
+    } else {
+        String::new()
+    };
     let _ = writeln!(out, "{pad}{lhs} = {}({}) : {}{named}", op_label(&node.op), args.join(", "), types.join(", "));
     for sub in node.op.subgraphs() {
         write_graph(sub, indent + 1, out);
@@ -82,7 +87,9 @@ fn attrs_of(op: &Op) -> String {
                 return String::new();
             }
             match inner.find('{') {
-                Some(j) if inner[..j].chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '_') => format!("{{{}}}", inner[j + 1..inner.len() - 1].trim()),
+                Some(j) if inner[..j].chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '_') => {
+                    format!("{{{}}}", inner[j + 1..inner.len() - 1].trim())
+                }
                 _ => format!("{{{}}}", inner.trim()),
             }
         }
@@ -115,7 +122,12 @@ pub fn to_dot(g: &Graph) -> String {
         }
     }
     for (i, &o) in g.outputs().iter().enumerate() {
-        let _ = writeln!(out, "  out{i} [label=\"{}\", shape=ellipse];\n  n{} -> out{i};", esc(g.value_name(o)), o.node.index());
+        let _ = writeln!(
+            out,
+            "  out{i} [label=\"{}\", shape=ellipse];\n  n{} -> out{i};",
+            esc(g.value_name(o)),
+            o.node.index()
+        );
     }
     out.push_str("}\n");
     out

@@ -25,7 +25,12 @@ pub(crate) fn infer_if(cx: &InferCtx, then_b: &Graph, else_b: &Graph) -> Result<
             }
             let rank_a = a.rank();
             let shape = if rank_a == b.rank() {
-                a.shape.iter().zip(&b.shape).enumerate().map(|(k, (x, y))| if x == y { x.clone() } else { cx.fresh(format!("out{i}_{k}")) }).collect()
+                a.shape
+                    .iter()
+                    .zip(&b.shape)
+                    .enumerate()
+                    .map(|(k, (x, y))| if x == y { x.clone() } else { cx.fresh(format!("out{i}_{k}")) })
+                    .collect()
             } else {
                 (0..rank_a).map(|k| cx.fresh(format!("out{i}_{k}"))).collect()
             };
@@ -47,14 +52,19 @@ pub struct Loop {
 impl Loop {
     pub(crate) fn infer(&self, cx: &InferCtx) -> Result<Vec<TensorType>, InferError> {
         let outs = self.body.output_types();
-        let carried = cx.inputs.len().checked_sub(2 + self.num_captures).ok_or_else(|| cx.error("too few inputs".into()))?;
+        let carried =
+            cx.inputs.len().checked_sub(2 + self.num_captures).ok_or_else(|| cx.error("too few inputs".into()))?;
         if outs.len() < 1 + carried {
             return Err(cx.error(format!("body has {} outputs but the loop carries {carried} values", outs.len())));
         }
         let mut types = Vec::with_capacity(outs.len() - 1);
         for (k, t) in outs[1..1 + carried].iter().enumerate() {
             let init = cx.input(2 + k)?;
-            let shape = if init.shape == t.shape { t.shape.clone() } else { (0..t.rank()).map(|d| cx.fresh(format!("carried{k}_{d}"))).collect() };
+            let shape = if init.shape == t.shape {
+                t.shape.clone()
+            } else {
+                (0..t.rank()).map(|d| cx.fresh(format!("carried{k}_{d}"))).collect()
+            };
             types.push(TensorType { dtype: t.dtype, shape });
         }
         for (k, t) in outs[1 + carried..].iter().enumerate() {

@@ -41,19 +41,35 @@ pub enum Unary {
     /// Logical not; bool only.
     Not,
     /// `x if x >= 0 else alpha * x`
-    LeakyRelu { alpha: f32 },
+    LeakyRelu {
+        alpha: f32,
+    },
     /// `max(0, min(1, alpha * x + beta))`
-    HardSigmoid { alpha: f32, beta: f32 },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     /// `x if x > 0 else alpha * (exp(x) - 1)`
-    Elu { alpha: f32 },
+    Elu {
+        alpha: f32,
+    },
     /// `gamma * (x if x > 0 else alpha * (exp(x) - 1))`
-    Selu { alpha: f32, gamma: f32 },
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
     /// `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`
-    Celu { alpha: f32 },
+    Celu {
+        alpha: f32,
+    },
     /// `x if x > alpha else 0`
-    ThresholdedRelu { alpha: f32 },
+    ThresholdedRelu {
+        alpha: f32,
+    },
     /// `0.5 x (1 + erf(x / sqrt 2))`, or the tanh approximation.
-    Gelu { tanh_approx: bool },
+    Gelu {
+        tanh_approx: bool,
+    },
 }
 
 impl Unary {
@@ -175,9 +191,7 @@ impl Unary {
                     alpha as f64 * (x.exp() - 1.0)
                 }
             }
-            Selu { alpha, gamma } => {
-                gamma as f64 * if x > 0.0 { x } else { alpha as f64 * (x.exp() - 1.0) }
-            }
+            Selu { alpha, gamma } => gamma as f64 * if x > 0.0 { x } else { alpha as f64 * (x.exp() - 1.0) },
             Celu { alpha } => {
                 let a = alpha as f64;
                 x.max(0.0) + (a * ((x / a).exp() - 1.0)).min(0.0)
@@ -283,7 +297,9 @@ pub enum Binary {
     Max,
     Min,
     /// `fmod == false`: sign of the divisor (Python); `true`: sign of the dividend (C).
-    Mod { fmod: bool },
+    Mod {
+        fmod: bool,
+    },
     And,
     Or,
     Xor,
@@ -525,7 +541,14 @@ mod tests {
 
     #[test]
     fn erf_matches_known_values() {
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_877_813_046_5), (1.0, 0.842_700_792_949_714_9), (2.0, 0.995_322_265_018_952_7), (3.0, 0.999_977_909_503_001_4), (-1.0, -0.842_700_792_949_714_9)] {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (3.0, 0.999_977_909_503_001_4),
+            (-1.0, -0.842_700_792_949_714_9),
+        ] {
             assert!((erf(x) - want).abs() < 1e-12, "erf({x}) = {} want {want}", erf(x));
         }
     }

@@ -40,10 +40,7 @@ impl<'a> InferCtx<'a> {
 
     /// A required input's type.
     pub fn input(&self, i: usize) -> Result<&'a TensorType, InferError> {
-        self.inputs
-            .get(i)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| self.error(format!("required input {i} is missing")))
+        self.inputs.get(i).and_then(Option::as_ref).ok_or_else(|| self.error(format!("required input {i} is missing")))
     }
 
     /// An optional input's type.
@@ -122,19 +119,16 @@ pub fn broadcast_all(cx: &InferCtx, shapes: &[&[Dim]]) -> Result<Vec<Dim>, Infer
     for s in shapes {
         let off = rank - s.len();
         for (i, d) in s.iter().enumerate() {
-            out[off + i] = broadcast_dim(&out[off + i], d).ok_or_else(|| {
-                cx.error(format!("shapes {} cannot be broadcast together", show_shapes(shapes)))
-            })?;
+            out[off + i] = broadcast_dim(&out[off + i], d)
+                .ok_or_else(|| cx.error(format!("shapes {} cannot be broadcast together", show_shapes(shapes))))?;
         }
     }
     Ok(out)
 }
 
 fn show_shapes(shapes: &[&[Dim]]) -> String {
-    let parts: Vec<String> = shapes
-        .iter()
-        .map(|s| format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")))
-        .collect();
+    let parts: Vec<String> =
+        shapes.iter().map(|s| format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))).collect();
     parts.join(" and ")
 }
 

@@ -19,9 +19,9 @@ pub use movement::{
     pad_amounts, reshape_target, resolve_slice, shape_range, slice_plan, split_sizes, unsqueeze_axes, PadMode, Resize,
     ResizeCoord, ResizeMode, ResizeNearest, SliceAxis,
 };
-pub use reduce::{reduce_axes, reduced_shape};
 pub use nn::{AutoPad, Conv, ConvTranspose, Gemm, Geometry, Lrn, Pool, PoolKind, Window};
 pub use reduce::ReduceOp;
+pub use reduce::{reduce_axes, reduced_shape};
 
 use crate::{DType, Graph, Tensor, TensorType};
 
@@ -37,7 +37,9 @@ pub enum Op {
     Variadic(Variadic),
     /// Inputs: x, min?, max? (scalars).
     Clip,
-    Cast { to: DType },
+    Cast {
+        to: DType,
+    },
     /// Inputs: x, like; casts x to like's dtype.
     CastLike,
     /// Inputs: cond (bool), x, y; broadcasting select.
@@ -51,40 +53,84 @@ pub enum Op {
     /// Inputs: a, b (numpy matmul semantics, batched and broadcast).
     MatMul,
     /// Inference-mode batch norm. Inputs: x, scale, bias, mean, var.
-    BatchNorm { epsilon: f32 },
+    BatchNorm {
+        epsilon: f32,
+    },
     /// Inputs: x, scale, bias.
-    InstanceNorm { epsilon: f32 },
+    InstanceNorm {
+        epsilon: f32,
+    },
     /// Inputs: x, scale, bias?; normalizes over axes `axis..rank`.
-    LayerNorm { axis: i64, epsilon: f32 },
+    LayerNorm {
+        axis: i64,
+        epsilon: f32,
+    },
     Lrn(Lrn),
     /// MaxPool / AveragePool / LpPool over spatial windows.
     Pool(Pool),
     /// GlobalAveragePool / GlobalMaxPool: spatial dims reduced to 1.
     GlobalPool(PoolKind),
     /// `legacy`: opset < 13 semantics (flatten to 2-D at `axis`, normalize the tail).
-    Softmax { axis: i64, legacy: bool },
-    LogSoftmax { axis: i64, legacy: bool },
-    Hardmax { axis: i64, legacy: bool },
+    Softmax {
+        axis: i64,
+        legacy: bool,
+    },
+    LogSoftmax {
+        axis: i64,
+        legacy: bool,
+    },
+    Hardmax {
+        axis: i64,
+        legacy: bool,
+    },
     /// Inputs: x, axes? (i64). No axes means all axes unless `noop_with_empty_axes`.
-    Reduce { op: ReduceOp, keepdims: bool, noop_with_empty_axes: bool },
-    ArgMax { axis: i64, keepdims: bool, select_last_index: bool },
-    ArgMin { axis: i64, keepdims: bool, select_last_index: bool },
-    Concat { axis: i64 },
+    Reduce {
+        op: ReduceOp,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    ArgMax {
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
+    ArgMin {
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
+    Concat {
+        axis: i64,
+    },
     /// Inputs: x, split? (i64 sizes). Without sizes, splits evenly into the node's output count.
-    Split { axis: i64 },
+    Split {
+        axis: i64,
+    },
     /// Inputs: data, starts, ends, axes?, steps?
     Slice,
     /// Inputs: data, indices.
-    Gather { axis: i64 },
+    Gather {
+        axis: i64,
+    },
     /// Inputs: data, indices.
-    GatherElements { axis: i64 },
+    GatherElements {
+        axis: i64,
+    },
     /// Inputs: data, indices.
-    GatherNd { batch_dims: i64 },
+    GatherNd {
+        batch_dims: i64,
+    },
     /// Inputs: data, shape (i64).
-    Reshape { allowzero: bool },
-    Flatten { axis: i64 },
+    Reshape {
+        allowzero: bool,
+    },
+    Flatten {
+        axis: i64,
+    },
     /// `None`: reverse the axes.
-    Transpose { perm: Option<Vec<usize>> },
+    Transpose {
+        perm: Option<Vec<usize>>,
+    },
     /// Inputs: data, axes? (i64). No axes: every dim of extent 1.
     Squeeze,
     /// Inputs: data, axes (i64).
@@ -94,21 +140,31 @@ pub enum Op {
     /// Inputs: x, repeats (i64).
     Tile,
     /// The input's shape as i64, dims `start..end`.
-    Shape { start: i64, end: Option<i64> },
+    Shape {
+        start: i64,
+        end: Option<i64>,
+    },
     Size,
     /// Input: shape (i64). Output filled with `value` (a one-element tensor giving the dtype).
-    ConstantOfShape { value: Tensor },
+    ConstantOfShape {
+        value: Tensor,
+    },
     /// Inputs: start, limit, delta (scalars).
     Range,
     /// Inputs: data, pads (i64), constant_value?, axes?
-    Pad { mode: PadMode },
+    Pad {
+        mode: PadMode,
+    },
     /// Inputs: x, roi?, scales?, sizes?
     Resize(Resize),
     /// Inputs: data, ratio?, training_mode?; outputs: y, mask?. Identity at inference.
     Dropout,
     Identity,
     /// Input: cond, then every captured outer value in the order of both branches' inputs.
-    If { then_branch: Box<Graph>, else_branch: Box<Graph> },
+    If {
+        then_branch: Box<Graph>,
+        else_branch: Box<Graph>,
+    },
     Loop(Loop),
     Scan(Scan),
 }

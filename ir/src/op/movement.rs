@@ -6,10 +6,7 @@ use super::infer::{broadcast_all, InferCtx, InferError};
 use crate::{DType, Dim, Tensor, TensorType};
 
 /// Output = first input's type, after a dtype check.
-pub(crate) fn infer_same_as_first(
-    cx: &InferCtx,
-    ok: impl Fn(DType) -> bool,
-) -> Result<Vec<TensorType>, InferError> {
+pub(crate) fn infer_same_as_first(cx: &InferCtx, ok: impl Fn(DType) -> bool) -> Result<Vec<TensorType>, InferError> {
     Ok(vec![cx.expect_dtype(0, ok)?.clone()])
 }
 
@@ -131,7 +128,13 @@ pub fn resolve_slice(extent: usize, start: i64, end: i64, step: i64) -> Result<S
 }
 
 /// Per-axis slices for a tensor of `shape`, from the Slice op's inputs.
-pub fn slice_plan(shape: &[usize], starts: &[i64], ends: &[i64], axes: Option<&[i64]>, steps: Option<&[i64]>) -> Result<Vec<SliceAxis>, String> {
+pub fn slice_plan(
+    shape: &[usize],
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<&[i64]>,
+    steps: Option<&[i64]>,
+) -> Result<Vec<SliceAxis>, String> {
     let rank = shape.len();
     let mut plan: Vec<SliceAxis> = shape.iter().map(|&d| SliceAxis { start: 0, step: 1, len: d }).collect();
     if starts.len() != ends.len() {
@@ -171,8 +174,12 @@ pub(crate) fn infer_slice(cx: &InferCtx) -> Result<Vec<TensorType>, InferError> 
     let mut shape = x.shape.clone();
     for (i, &a) in axes_v.iter().enumerate() {
         let ax = cx.axis(a, rank)?;
-        let (s, e) = (*starts.get(i).ok_or_else(|| cx.error("starts too short".into()))?, *ends.get(i).ok_or_else(|| cx.error("ends too short".into()))?);
-        let step = steps.as_ref().map_or(Some(1), |v| v.get(i).copied()).ok_or_else(|| cx.error("steps too short".into()))?;
+        let (s, e) = (
+            *starts.get(i).ok_or_else(|| cx.error("starts too short".into()))?,
+            *ends.get(i).ok_or_else(|| cx.error("ends too short".into()))?,
+        );
+        let step =
+            steps.as_ref().map_or(Some(1), |v| v.get(i).copied()).ok_or_else(|| cx.error("steps too short".into()))?;
         shape[ax] = match x.shape[ax].known() {
             Some(d) => Dim::Known(resolve_slice(d, s, e, step).map_err(|m| cx.error(m))?.len),
             None => cx.fresh(format!("slice{ax}")),
@@ -217,7 +224,9 @@ pub fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> Resul
                 infer_at = Some(i);
                 out.push(1);
             }
-            0 if !allowzero => out.push(*input.get(i).ok_or_else(|| format!("shape entry {i} is 0 but the input has rank {}", input.len()))?),
+            0 if !allowzero => out.push(
+                *input.get(i).ok_or_else(|| format!("shape entry {i} is 0 but the input has rank {}", input.len()))?,
+            ),
             t if t >= 0 => out.push(t as usize),
             _ => return Err(format!("invalid reshape target {target:?}")),
         }
@@ -238,12 +247,18 @@ pub(crate) fn infer_reshape(cx: &InferCtx, allowzero: bool) -> Result<Vec<Tensor
     let x = cx.input(0)?;
     let s = cx.expect_dtype(1, |d| d == DType::I64)?;
     let Some(target) = cx.const_i64(1) else {
-        let n = s.shape.first().and_then(Dim::known).ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
+        let n = s
+            .shape
+            .first()
+            .and_then(Dim::known)
+            .ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
         let shape = (0..n).map(|i| cx.fresh(format!("reshape{i}"))).collect();
         return Ok(vec![TensorType { dtype: x.dtype, shape }]);
     };
     let shape = match x.concrete_shape() {
-        Some(dims) => reshape_target(&dims, &target, allowzero).map_err(|m| cx.error(m))?.into_iter().map(Dim::Known).collect(),
+        Some(dims) => {
+            reshape_target(&dims, &target, allowzero).map_err(|m| cx.error(m))?.into_iter().map(Dim::Known).collect()
+        }
         None => target
             .iter()
             .enumerate()
@@ -335,7 +350,11 @@ pub(crate) fn infer_expand(cx: &InferCtx) -> Result<Vec<TensorType>, InferError>
     let target: Vec<Dim> = match cx.const_i64(1) {
         Some(v) => v.iter().map(|&d| Dim::Known(d.max(0) as usize)).collect(),
         None => {
-            let n = s.shape.first().and_then(Dim::known).ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
+            let n = s
+                .shape
+                .first()
+                .and_then(Dim::known)
+                .ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
             (0..n).map(|i| cx.fresh(format!("expand{i}"))).collect()
         }
     };
@@ -350,7 +369,9 @@ pub(crate) fn infer_tile(cx: &InferCtx) -> Result<Vec<TensorType>, InferError> {
             .iter()
             .zip(&r)
             .enumerate()
-            .map(|(i, (d, &k))| d.known().map_or_else(|| cx.fresh(format!("tile{i}")), |d| Dim::Known(d * k.max(0) as usize)))
+            .map(|(i, (d, &k))| {
+                d.known().map_or_else(|| cx.fresh(format!("tile{i}")), |d| Dim::Known(d * k.max(0) as usize))
+            })
             .collect(),
         Some(r) => return Err(cx.error(format!("repeats {r:?} must have one entry per dim of {x}"))),
         None => (0..x.rank()).map(|i| cx.fresh(format!("tile{i}"))).collect(),
@@ -384,7 +405,11 @@ pub(crate) fn infer_constant_of_shape(cx: &InferCtx, value: &Tensor) -> Result<V
             dims.into_iter().map(Dim::Known).collect()
         }
         None => {
-            let n = s.shape.first().and_then(Dim::known).ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
+            let n = s
+                .shape
+                .first()
+                .and_then(Dim::known)
+                .ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
             (0..n).map(|i| cx.fresh(format!("dim{i}"))).collect()
         }
     };
@@ -538,7 +563,12 @@ impl Default for Resize {
 
 impl Resize {
     /// Output extents and per-axis scales for a concrete input, from `scales` or `sizes`.
-    pub fn output_shape(&self, input: &[usize], scales: Option<&[f32]>, sizes: Option<&[i64]>) -> Result<(Vec<usize>, Vec<f32>), String> {
+    pub fn output_shape(
+        &self,
+        input: &[usize],
+        scales: Option<&[f32]>,
+        sizes: Option<&[i64]>,
+    ) -> Result<(Vec<usize>, Vec<f32>), String> {
         let rank = input.len();
         let default: Vec<i64> = (0..rank as i64).collect();
         let axes: Vec<usize> = self
@@ -596,7 +626,8 @@ impl Resize {
         let sizes_ok = cx.opt_input(3).is_none() || sizes.is_some();
         let shape = match (x.concrete_shape(), scales_ok && sizes_ok) {
             (Some(dims), true) => {
-                let (out, _) = self.output_shape(&dims, scales.as_deref(), sizes.as_deref()).map_err(|m| cx.error(m))?;
+                let (out, _) =
+                    self.output_shape(&dims, scales.as_deref(), sizes.as_deref()).map_err(|m| cx.error(m))?;
                 out.into_iter().map(Dim::Known).collect()
             }
             _ => (0..x.rank()).map(|i| cx.fresh(format!("resize{i}"))).collect(),

@@ -100,7 +100,10 @@ impl Window {
                 }
                 AutoPad::Valid => {
                     if input[i] < span {
-                        return Err(format!("window of extent {span} does not fit spatial dim {i} of extent {}", input[i]));
+                        return Err(format!(
+                            "window of extent {span} does not fit spatial dim {i} of extent {}",
+                            input[i]
+                        ));
                     }
                     output[i] = (input[i] - span) / strides[i] + 1;
                     pads_begin[i] = 0;
@@ -296,7 +299,9 @@ impl Gemm {
         let out = vec![m.clone(), n.clone()];
         if let Some(c) = cx.opt_input(2) {
             let joined = broadcast_all(cx, &[&out, &c.shape])?;
-            if joined.len() != 2 || joined.iter().zip(&out).any(|(j, o)| j.known().is_some() && o.known().is_some() && j != o) {
+            if joined.len() != 2
+                || joined.iter().zip(&out).any(|(j, o)| j.known().is_some() && o.known().is_some() && j != o)
+            {
                 return Err(cx.error(format!("C {c} does not broadcast to [{m},{n}]")));
             }
         }

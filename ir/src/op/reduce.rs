@@ -111,7 +111,9 @@ pub fn reduce_axes(rank: usize, axes: Option<&[i64]>, noop_with_empty_axes: bool
         Some(a) => {
             let mut v = a
                 .iter()
-                .map(|&x| super::normalize_axis(x, rank).ok_or_else(|| format!("axis {x} out of range for rank {rank}")))
+                .map(|&x| {
+                    super::normalize_axis(x, rank).ok_or_else(|| format!("axis {x} out of range for rank {rank}"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             v.sort_unstable();
             v.dedup();
@@ -133,7 +135,12 @@ pub fn reduced_shape<D: Clone>(shape: &[D], axes: &[usize], keepdims: bool, one:
         .collect()
 }
 
-pub(crate) fn infer_reduce(cx: &InferCtx, op: ReduceOp, keepdims: bool, noop: bool) -> Result<Vec<TensorType>, InferError> {
+pub(crate) fn infer_reduce(
+    cx: &InferCtx,
+    op: ReduceOp,
+    keepdims: bool,
+    noop: bool,
+) -> Result<Vec<TensorType>, InferError> {
     let x = cx.expect_dtype(0, |d| d != DType::Bool)?;
     let axes = match (cx.opt_input(1), cx.const_i64(1)) {
         (None, _) => None,
@@ -160,7 +167,9 @@ mod tests {
         assert_eq!(ReduceOp::Sum.reduce(v.into_iter()), 2.0);
         assert_eq!(ReduceOp::L1.reduce(v.into_iter()), 6.0);
         assert_eq!(ReduceOp::Max.reduce(v.into_iter()), 3.0);
-        assert!((ReduceOp::LogSumExp.reduce(v.into_iter()) - (1f64.exp() + (-2f64).exp() + 3f64.exp()).ln()).abs() < 1e-12);
+        assert!(
+            (ReduceOp::LogSumExp.reduce(v.into_iter()) - (1f64.exp() + (-2f64).exp() + 3f64.exp()).ln()).abs() < 1e-12
+        );
         assert_eq!(reduce_axes(3, Some(&[-1, 0]), false).unwrap(), vec![0, 2]);
         assert_eq!(reduce_axes(3, None, true).unwrap(), Vec::<usize>::new());
         assert_eq!(reduced_shape(&[2, 3, 4], &[1], true, 1), vec![2, 1, 4]);

@@ -1,0 +1,1 @@
+//! ONNX interchange: import (`import`) into Kiln's IR and export (`export`) back to ONNX.
