@@ -302,6 +302,21 @@ impl Graph {
         Ok(())
     }
 
+    /// Turns a single-output node into a constant holding `value`, dropping its input edges
+    /// (constant folding, weight substitution). The value keeps its name and readers.
+    pub fn set_constant(&mut self, id: NodeId, value: Tensor) {
+        let incoming: Vec<_> = self.g.edges_directed(id, Direction::Incoming).map(|e| e.id()).collect();
+        for e in incoming {
+            self.g.remove_edge(e);
+        }
+        let node = &mut self.g[id];
+        node.outputs.truncate(1);
+        node.outputs[0].ty = value.tensor_type();
+        node.op = Op::Constant(value);
+        node.num_inputs = 0;
+        self.inputs.retain(|&i| i != id);
+    }
+
     /// Removes a node and its edges. Graph inputs stay declared only if not removed.
     pub fn remove_node(&mut self, id: NodeId) {
         self.g.remove_node(id);
