@@ -403,6 +403,13 @@ mod tests {
         let mut again = SeededRng::for_name("x");
         assert_eq!(again.next_u64(), first);
         assert_ne!(SeededRng::for_name("y").next_u64(), first);
+        assert_eq!(first, 0x177c_0386_e4e8_8e4c);
+        assert_eq!([again.next_u64(), again.next_u64()], [0x9251_5b11_fa07_81a5, 0xc787_96d8_bcbd_e619]);
+        let mut d = SeededRng::for_name("data_0");
+        assert_eq!(
+            [d.next_u64(), d.next_u64(), d.next_u64()],
+            [0x24ce_d17b_3ccf_4259, 0xb7dc_3765_80f7_9d4f, 0x6808_e4cc_e806_d5e2]
+        );
     }
 
     #[test]
