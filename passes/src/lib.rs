@@ -1,1 +1,29 @@
-//! placeholder
+//! Graph-to-graph rewrites over Kiln's IR, sharing one [`Pass`] trait and one [`PassManager`]
+//! that re-verifies the graph after every pass.
+//!
+//! - [`pass`]: the [`Pass`] trait, [`PassStats`] (what a pass changed) and [`PassError`];
+//! - [`manager`]: [`PassManager`], which runs passes in order, verifies, and can stop early;
+//! - [`fold`]: [`ConstantFold`], evaluating pure nodes with constant inputs through an [`Evaluator`];
+//! - [`dce`]: [`DeadCode`], removing nodes no graph output needs.
+//!
+//! ```
+//! use kiln_ir::{DType, Graph, Op, Tensor, TensorType, op::Unary};
+//! use kiln_passes::{DeadCode, PassManager};
+//! let mut g = Graph::new("main");
+//! let x = g.add_input("x", TensorType::known(DType::F32, &[2]));
+//! let y = g.add("y", Op::Unary(Unary::Relu), &[x]).unwrap();
+//! g.add("unused", Op::Unary(Unary::Exp), &[x]).unwrap();
+//! g.set_outputs(vec![y]);
+//! let stats = PassManager::new().with(DeadCode).verify(true).run(&mut g).unwrap();
+//! assert_eq!((stats[0].nodes_before, stats[0].nodes_after), (3, 2));
+//! ```
+
+pub mod dce;
+pub mod fold;
+pub mod manager;
+pub mod pass;
+
+pub use dce::DeadCode;
+pub use fold::{ConstantFold, Evaluator};
+pub use manager::PassManager;
+pub use pass::{count_nodes, Pass, PassError, PassStats};
