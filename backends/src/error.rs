@@ -1,0 +1,29 @@
+//! [`ExecError`]: why running a graph failed — bad inputs, a failing kernel (naming node and op),
+//! or a malformed graph.
+
+use kiln_ir::GraphError;
+
+/// Why a graph (or one node) could not be run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecError {
+    /// The caller passed the wrong number of inputs.
+    #[error("graph '{graph}' takes {expected} inputs but {got} were given")]
+    InputCount { graph: String, expected: usize, got: usize },
+    /// An input's dtype, rank or a known dim disagrees with the graph's declared input type.
+    #[error("input '{input}' expects {expected} but got {got}: {message}")]
+    InputMismatch { input: String, expected: String, got: String, message: String },
+    /// A kernel failed (shape mismatch at run time, bad index, unsupported attribute, ...).
+    #[error("{}({op}): {message}", node_label(.node))]
+    Kernel { node: String, op: String, message: String },
+    /// The graph itself is malformed (e.g. a cycle).
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+fn node_label(node: &str) -> String {
+    if node.is_empty() {
+        String::new()
+    } else {
+        format!("node '{node}' ")
+    }
+}

@@ -1,0 +1,171 @@
+//! The graph runner: checks inputs against the graph's declared types, runs nodes in topological
+//! order, and frees every intermediate value after its last use.
+
+use super::kernel::show;
+use crate::ExecError;
+use kiln_ir::{Dim, Graph, NodeId, Op, Tensor, ValueRef};
+use std::collections::{HashMap, HashSet};
+
+/// How strictly inputs are checked: graph inputs fully, subgraph (loop body) inputs by count and
+/// dtype only, since loop-carried values may legitimately change shape between iterations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    Full,
+    CountAndDtype,
+}
+
+/// A graph's execution order and how many times each value is read.
+pub(crate) struct Plan {
+    order: Vec<NodeId>,
+    uses: HashMap<ValueRef, usize>,
+}
+
+impl Plan {
+    pub(crate) fn new(g: &Graph) -> Result<Plan, ExecError> {
+        let order = g.topo_order()?;
+        let mut uses = HashMap::new();
+        for &id in &order {
+            for v in g.node_inputs(id).into_iter().flatten() {
+                *uses.entry(v).or_insert(0) += 1;
+            }
+        }
+        Ok(Plan { order, uses })
+    }
+}
+
+/// Checks inputs against the declared input types: count, dtype, rank, known dims, and that
+/// each symbolic dim has one extent across all inputs.
+pub(crate) fn check_inputs(g: &Graph, inputs: &[Tensor], check: Check) -> Result<(), ExecError> {
+    let declared = g.input_values();
+    if declared.len() != inputs.len() {
+        return Err(ExecError::InputCount { graph: g.name.clone(), expected: declared.len(), got: inputs.len() });
+    }
+    let mut symbols: HashMap<&str, (usize, &str)> = HashMap::new();
+    for (&v, t) in declared.iter().zip(inputs) {
+        let want = g.value_type(v);
+        let name = g.value_name(v);
+        let mismatch = |message: String| ExecError::InputMismatch {
+            input: name.to_string(),
+            expected: want.to_string(),
+            got: format!("{}{}", t.dtype(), show(t.shape())),
+            message,
+        };
+        if t.dtype() != want.dtype {
+            return Err(mismatch(format!("dtype {} differs from the declared {}", t.dtype(), want.dtype)));
+        }
+        if check == Check::CountAndDtype {
+            continue;
+        }
+        if t.rank() != want.rank() {
+            return Err(mismatch(format!("rank {} differs from the declared {}", t.rank(), want.rank())));
+        }
+        for (i, (d, &n)) in want.shape.iter().zip(t.shape()).enumerate() {
+            match d {
+                Dim::Known(k) if *k != n => {
+                    return Err(mismatch(format!("dim {i} is {n} but must be {k}")));
+                }
+                Dim::Sym(s) => match symbols.get(s.as_str()) {
+                    Some(&(bound, by)) if bound != n => {
+                        return Err(mismatch(format!(
+                            "dim {i} ('{s}') is {n} but input '{by}' binds '{s}' to {bound}"
+                        )));
+                    }
+                    _ => {
+                        symbols.insert(s, (n, name));
+                    }
+                },
+                Dim::Known(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a checked graph; returns its outputs and the `extra` values.
+pub(crate) fn execute(
+    g: &Graph,
+    plan: &Plan,
+    inputs: &[Tensor],
+    extra: &[ValueRef],
+) -> Result<(Vec<Tensor>, Vec<Tensor>), ExecError> {
+    let input_pos: HashMap<NodeId, usize> = g.inputs().iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let pinned: HashSet<ValueRef> = g.outputs().iter().chain(extra).copied().collect();
+    let mut remaining = plan.uses.clone();
+    let mut values: HashMap<ValueRef, Tensor> = HashMap::new();
+    for &id in &plan.order {
+        let node = g.node(id);
+        let outs = match &node.op {
+            Op::Input => vec![inputs[input_pos[&id]].clone()],
+            Op::Constant(t) => vec![t.clone()],
+            op => {
+                let ins: Vec<Option<Tensor>> = g
+                    .node_inputs(id)
+                    .into_iter()
+                    .map(|slot| slot.map(|v| take(&mut values, &mut remaining, &pinned, v)))
+                    .collect();
+                let outs = super::dispatch(op, &ins, node.outputs.len()).map_err(|f| ExecError::Kernel {
+                    node: node.name.clone(),
+                    op: op.onnx_name().into(),
+                    message: f.0,
+                })?;
+                check_outputs(g, id, &outs)?;
+                outs
+            }
+        };
+        for (output, t) in outs.into_iter().enumerate().take(node.outputs.len()) {
+            let v = ValueRef { node: id, output };
+            if remaining.get(&v).is_some_and(|&n| n > 0) || pinned.contains(&v) {
+                values.insert(v, t);
+            }
+        }
+    }
+    let fetch = |v: &ValueRef| {
+        values.get(v).cloned().ok_or_else(|| ExecError::Kernel {
+            node: String::new(),
+            op: "output".into(),
+            message: format!("value {v:?} requested as an output does not exist in graph '{}'", g.name),
+        })
+    };
+    let outputs = g.outputs().iter().map(fetch).collect::<Result<_, _>>()?;
+    let extras = extra.iter().map(fetch).collect::<Result<_, _>>()?;
+    Ok((outputs, extras))
+}
+
+/// Reads a value for one use, dropping it after its last use unless it is pinned.
+fn take(
+    values: &mut HashMap<ValueRef, Tensor>,
+    remaining: &mut HashMap<ValueRef, usize>,
+    pinned: &HashSet<ValueRef>,
+    v: ValueRef,
+) -> Tensor {
+    let n = remaining.get_mut(&v).expect("every read value was counted");
+    *n -= 1;
+    if *n == 0 && !pinned.contains(&v) {
+        values.remove(&v).expect("values are produced before their readers run")
+    } else {
+        values.get(&v).cloned().expect("values are produced before their readers run")
+    }
+}
+
+/// A kernel must produce what inference promised: the declared count, dtypes, ranks, known dims.
+fn check_outputs(g: &Graph, id: NodeId, outs: &[Tensor]) -> Result<(), ExecError> {
+    let node = g.node(id);
+    let fail = |message: String| ExecError::Kernel { node: node.name.clone(), op: node.op.onnx_name().into(), message };
+    if outs.len() < node.outputs.len() {
+        return Err(fail(format!("produced {} outputs, the graph declares {}", outs.len(), node.outputs.len())));
+    }
+    for (v, t) in node.outputs.iter().zip(outs) {
+        let ty = &v.ty;
+        let dims_ok =
+            ty.rank() == t.rank() && ty.shape.iter().zip(t.shape()).all(|(d, &n)| d.known().is_none_or(|k| k == n));
+        if t.dtype() != ty.dtype || !dims_ok {
+            return Err(fail(format!(
+                "output '{}' is {}{} but the graph declares {ty}",
+                v.name,
+                t.dtype(),
+                show(t.shape())
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! What every kernel shares: the kernel error type, input accessors, allocation checks, layout and
+//! dtype conversion helpers, and the float-kernel dispatch (f32 and f64 natively, f16 via f32).
+
+use kiln_ir::tensor::check_alloc;
+use kiln_ir::{ArcArrayD, DType, Element, Tensor, TensorError};
+use ndarray::{ArrayD, CowArray, IxDyn};
+
+/// A kernel failure; the graph runner adds the node and op.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fail(pub String);
+
+pub(crate) type KResult<T> = Result<T, Fail>;
+
+impl From<String> for Fail {
+    fn from(s: String) -> Fail {
+        Fail(s)
+    }
+}
+
+impl From<&str> for Fail {
+    fn from(s: &str) -> Fail {
+        Fail(s.to_string())
+    }
+}
+
+impl From<TensorError> for Fail {
+    fn from(e: TensorError) -> Fail {
+        Fail(e.to_string())
+    }
+}
+
+impl From<crate::ExecError> for Fail {
+    fn from(e: crate::ExecError) -> Fail {
+        Fail(e.to_string())
+    }
+}
+
+/// Returns a [`Fail`] built like `format!`.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err($crate::interp::kernel::Fail(format!($($arg)*)))
+    };
+}
+pub(crate) use bail;
+
+/// Runs `$body` with `$T` bound to the compute type of a float dtype: f32 for f32 and f16 (f16
+/// is widened, then narrowed back by the caller's final cast), f64 for f64.
+macro_rules! with_float {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            kiln_ir::DType::F32 | kiln_ir::DType::F16 => {
+                type $T = f32;
+                $body
+            }
+            kiln_ir::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            d => $crate::interp::kernel::bail!("dtype {d} is not a float type"),
+        }
+    };
+}
+pub(crate) use with_float;
+
+/// A float type kernels compute in.
+pub(crate) trait Real:
+    Element
+    + num_traits::Float
+    + ndarray::LinalgScalar
+    + ndarray::ScalarOperand
+    + std::iter::Sum
+    + std::ops::AddAssign
+    + std::ops::MulAssign
+{
+}
+impl Real for f32 {}
+impl Real for f64 {}
+
+/// A required input.
+pub(crate) fn input(ins: &[Option<Tensor>], i: usize) -> KResult<&Tensor> {
+    match ins.get(i) {
+        Some(Some(t)) => Ok(t),
+        _ => bail!("required input {i} is missing"),
+    }
+}
+
+/// An optional input (absent slots and slots past the end are `None`).
+pub(crate) fn opt_input(ins: &[Option<Tensor>], i: usize) -> Option<&Tensor> {
+    ins.get(i).and_then(Option::as_ref)
+}
+
+/// An optional input read as i64s (axes, pads, sizes, ...).
+pub(crate) fn opt_i64s(ins: &[Option<Tensor>], i: usize) -> Option<Vec<i64>> {
+    opt_input(ins, i).map(Tensor::to_i64_vec)
+}
+
+/// Refuses outputs larger than `MAX_TENSOR_BYTES`.
+pub(crate) fn alloc(dtype: DType, shape: &[usize]) -> KResult<()> {
+    Ok(check_alloc(dtype, shape)?)
+}
+
+/// The tensor's elements as an array of `T`, converting the dtype if needed (shares when equal).
+pub(crate) fn cast_to<T: Element>(t: &Tensor) -> ArcArrayD<T> {
+    T::array(&t.cast(T::DTYPE)).cloned().expect("cast produces the requested dtype")
+}
+
+/// The typed array of a tensor that must already have dtype `T`.
+pub(crate) fn typed<'a, T: Element>(t: &'a Tensor, what: &str) -> KResult<&'a ArcArrayD<T>> {
+    match T::array(t) {
+        Some(a) => Ok(a),
+        None => bail!("{what} has dtype {} but {} was expected", t.dtype(), T::DTYPE),
+    }
+}
+
+/// A row-major view (copies only when the array is not already in standard layout).
+pub(crate) fn standard<T: Clone>(a: &ArcArrayD<T>) -> CowArray<'_, T, IxDyn> {
+    a.as_standard_layout()
+}
+
+/// A row-major slice of a standard-layout array.
+pub(crate) fn slice_of<'a, T>(a: &'a CowArray<'_, T, IxDyn>) -> &'a [T] {
+    a.as_slice().expect("standard layout is contiguous")
+}
+
+/// Wraps an array computed in `T` as a tensor of `dtype` (narrowing f32 back to f16 if needed).
+pub(crate) fn finish<T: Element>(a: ArrayD<T>, dtype: DType) -> Tensor {
+    Tensor::from_array(a).cast(dtype)
+}
+
+/// Builds an array from a shape and row-major data produced by a kernel.
+pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> ArrayD<T> {
+    ArrayD::from_shape_vec(IxDyn(shape), data).expect("kernel produced shape-consistent data")
+}
+
+/// Normalizes an axis, with a clear error.
+pub(crate) fn axis(axis: i64, rank: usize) -> KResult<usize> {
+    kiln_ir::op::normalize_axis(axis, rank).ok_or_else(|| Fail(format!("axis {axis} is out of range for rank {rank}")))
+}
+
+/// Renders a shape as `[2,3,4]`.
+pub(crate) fn show(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(","))
+}
