@@ -1,0 +1,244 @@
+//! Export tests: the protobuf written for small graphs, checked field by field against what the
+//! ONNX spec (opset 21) requires, and the atomic file write.
+
+use super::tensor::tensor_proto;
+use super::*;
+use kiln_ir::op::{Binary, Conv, Gemm, Loop, Pool, PoolKind, Unary, Window};
+use kiln_ir::{DType, Dim, Graph, Op, Tensor, TensorType, ValueRef};
+use onnx_protobuf::attribute_proto::AttributeType;
+use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
+use onnx_protobuf::{AttributeProto, GraphProto, NodeProto, ValueInfoProto};
+
+fn model(graph: Graph) -> Model {
+    Model { graph, opset: 13, ir_version: 7, producer: "test".into() }
+}
+
+fn export(graph: Graph) -> GraphProto {
+    let proto = to_proto(&model(graph)).unwrap();
+    assert_eq!(proto.ir_version, 10);
+    assert_eq!((proto.opset_import[0].domain.as_str(), proto.opset_import[0].version), ("", 21));
+    proto.graph.unwrap()
+}
+
+fn op_types(g: &GraphProto) -> Vec<&str> {
+    g.node.iter().map(|n| n.op_type.as_str()).collect()
+}
+
+fn node<'a>(g: &'a GraphProto, op_type: &str) -> &'a NodeProto {
+    g.node.iter().find(|n| n.op_type == op_type).unwrap_or_else(|| panic!("no {op_type} node"))
+}
+
+fn attr<'a>(n: &'a NodeProto, name: &str) -> &'a AttributeProto {
+    n.attribute.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("{} has no attribute {name}", n.op_type))
+}
+
+fn dims_of(v: &ValueInfoProto) -> Vec<String> {
+    let t = v.type_.tensor_type();
+    t.shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(DimValue::DimValue(n)) => n.to_string(),
+            Some(DimValue::DimParam(p)) => p.clone(),
+            _ => "?".into(),
+        })
+        .collect()
+}
+
+#[test]
+fn tensors_are_little_endian_raw_data() {
+    let f = tensor_proto("w", &Tensor::from_vec(&[1, 2], vec![1.0f32, -2.0]).unwrap());
+    assert_eq!((f.name.as_str(), f.dims.as_slice(), f.data_type), ("w", &[1i64, 2][..], 1));
+    assert_eq!(f.raw_data, [0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
+    let i = tensor_proto("i", &Tensor::vector(vec![1i64, -1]));
+    assert_eq!(i.data_type, 7);
+    assert_eq!(i.raw_data, [1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    let b = tensor_proto("b", &Tensor::scalar(true));
+    assert_eq!((b.dims.len(), b.data_type, b.raw_data.as_slice()), (0, 9, &[1u8][..]));
+    let h = tensor_proto("h", &Tensor::vector(vec![half::f16::from_f32(1.0)]));
+    assert_eq!((h.data_type, h.raw_data.as_slice()), (10, &[0x00u8, 0x3c][..]));
+}
+
+/// x: f32[batch,3,8,8] → Conv → Relu → MaxPool → GlobalAveragePool → Flatten → Gemm → Softmax.
+fn cnn() -> Graph {
+    let mut g = Graph::new("cnn");
+    let x = g.add_input("x", TensorType::new(DType::F32, [Dim::from("batch"), 3.into(), 8.into(), 8.into()]));
+    let w = g.add_const("w", Tensor::seeded(DType::F32, &[4, 3, 3, 3], "w", 0.0, 0.1).unwrap());
+    let b = g.add_const("b", Tensor::vector(vec![0.5f32; 4]));
+    let conv = Conv { window: Window { pads: vec![1; 4], ..Default::default() }, group: 1 };
+    let c = g.add("c", Op::Conv(conv), &[x, w, b]).unwrap();
+    let r = g.add("r", Op::Unary(Unary::LeakyRelu { alpha: 0.25 }), &[c]).unwrap();
+    let window = Window { kernel_shape: Some(vec![2, 2]), strides: vec![2, 2], ..Default::default() };
+    let pool = Pool { kind: PoolKind::Max, window, ceil_mode: false, storage_order: 0 };
+    let p = g.add("p", Op::Pool(pool), &[r]).unwrap();
+    let gp = g.add("gp", Op::GlobalPool(PoolKind::Average { count_include_pad: false }), &[p]).unwrap();
+    let f = g.add("f", Op::Flatten { axis: 1 }, &[gp]).unwrap();
+    let w2 = g.add_const("w2", Tensor::seeded(DType::F32, &[2, 4], "w2", 0.0, 0.1).unwrap());
+    let gemm = Gemm { trans_b: true, ..Default::default() };
+    let y = g.add("logits", Op::Gemm(gemm), &[f, w2]).unwrap();
+    let s = g.add("prob", Op::Softmax { axis: 1, legacy: true }, &[y]).unwrap();
+    g.set_outputs(vec![s]);
+    g
+}
+
+#[test]
+fn a_small_cnn_exports_names_types_initializers_and_attributes() {
+    let g = export(cnn());
+    assert_eq!(op_types(&g), ["Conv", "LeakyRelu", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm", "Softmax"]);
+    assert_eq!(g.input.len(), 1, "constants are initializers, not inputs");
+    assert_eq!(
+        (g.input[0].name.as_str(), dims_of(&g.input[0])),
+        ("x", vec!["batch".into(), "3".into(), "8".into(), "8".into()])
+    );
+    assert_eq!(g.input[0].type_.tensor_type().elem_type, 1);
+    let inits: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(inits, ["w", "b", "w2"]);
+    assert_eq!(g.initializer[0].raw_data.len(), 4 * 3 * 3 * 3 * 4);
+    let conv = node(&g, "Conv");
+    assert_eq!(
+        (conv.input.as_slice(), conv.output.as_slice()),
+        (&["x".to_string(), "w".into(), "b".into()][..], &["c".to_string()][..])
+    );
+    assert_eq!(attr(conv, "pads").ints, [1, 1, 1, 1]);
+    assert_eq!((attr(conv, "group").i, attr(conv, "group").type_.enum_value()), (1, Ok(AttributeType::INT)));
+    assert!(conv.attribute.iter().all(|a| a.name != "auto_pad"), "pads and auto_pad are exclusive");
+    assert_eq!(attr(node(&g, "LeakyRelu"), "alpha").f, 0.25);
+    let pool = node(&g, "MaxPool");
+    assert_eq!(
+        (attr(pool, "kernel_shape").ints.as_slice(), attr(pool, "strides").ints.as_slice()),
+        (&[2i64, 2][..], &[2i64, 2][..])
+    );
+    assert_eq!(attr(node(&g, "Gemm"), "transB").i, 1);
+    // Legacy softmax over the last axis is the opset-13 softmax over axis -1.
+    assert_eq!(attr(node(&g, "Softmax"), "axis").i, -1);
+    let out = dims_of(&g.output[0]);
+    assert_eq!((g.output[0].name.as_str(), out[1].as_str()), ("prob", "2"));
+    assert!(out[0].parse::<usize>().is_err(), "the batch dim stays symbolic: {out:?}");
+}
+
+#[test]
+fn legacy_softmax_on_an_inner_axis_is_lowered_through_flatten() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[2, 3, 4]));
+    let y = g.add("y", Op::LogSoftmax { axis: 1, legacy: true }, &[x]).unwrap();
+    g.set_outputs(vec![y]);
+    let g = export(g);
+    assert_eq!(op_types(&g), ["Shape", "Flatten", "LogSoftmax", "Reshape"]);
+    let (shape, flat, norm, reshape) = (&g.node[0], &g.node[1], &g.node[2], &g.node[3]);
+    assert_eq!((shape.input[0].as_str(), flat.input[0].as_str()), ("x", "x"));
+    assert_eq!((attr(flat, "axis").i, attr(norm, "axis").i), (1, 1));
+    assert_eq!(norm.input, flat.output);
+    assert_eq!(reshape.input, [norm.output[0].clone(), shape.output[0].clone()]);
+    assert_eq!(reshape.output, ["y"]);
+}
+
+#[test]
+fn split_without_sizes_bitshift_and_optional_inputs() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[6]));
+    let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let split = g.add_node("split", Op::Split { axis: 0 }, &[Some(x)], &names).unwrap();
+    let min = g.add_const("min", Tensor::scalar(0.0f32));
+    let clip = g.add_node("clip", Op::Clip, &[Some(ValueRef::first(split)), Some(min), None], &["d".into()]).unwrap();
+    let i = g.add_input("i", TensorType::known(DType::U8, &[2]));
+    let k = g.add_const("k", Tensor::vector(vec![1u8, 2]));
+    let s = g.add("s", Op::Binary(Binary::BitShiftLeft), &[i, k]).unwrap();
+    let parts = (1..3).map(|output| ValueRef { node: split, output });
+    g.set_outputs([ValueRef::first(clip), s].into_iter().chain(parts).collect());
+    let g = export(g);
+    let split = node(&g, "Split");
+    assert_eq!((split.input.len(), attr(split, "num_outputs").i, split.output.len()), (1, 3, 3));
+    assert_eq!(node(&g, "Clip").input, ["a", "min"], "trailing absent inputs are dropped");
+    assert_eq!(attr(node(&g, "BitShift"), "direction").s, b"LEFT");
+}
+
+#[test]
+fn loop_bodies_read_captures_as_outer_names() {
+    // Body: (i, cond, acc, scale) -> (cond, acc * scale); `scale` is the outer capture.
+    let mut body = Graph::new("body");
+    body.add_input("i", TensorType::scalar(DType::I64));
+    let cond = body.add_input("cond_in", TensorType::scalar(DType::Bool));
+    let acc = body.add_input("acc", TensorType::known(DType::F32, &[2]));
+    let scale = body.add_input("scale_inner", TensorType::known(DType::F32, &[2]));
+    let next = body.add("next", Op::Binary(Binary::Mul), &[acc, scale]).unwrap();
+    body.set_outputs(vec![cond, next]);
+
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[2]));
+    let scale = g.add_input("scale", TensorType::known(DType::F32, &[2]));
+    let m = g.add_const("m", Tensor::scalar(3i64));
+    let l = Op::Loop(Loop { body, num_captures: 1 });
+    let id = g.add_node("loop", l, &[Some(m), None, Some(x), Some(scale)], &["out".into()]).unwrap();
+    g.set_outputs(vec![ValueRef::first(id)]);
+    let g = export(g);
+    let lp = node(&g, "Loop");
+    assert_eq!(lp.input, ["m", "", "x"], "the capture is no longer a node input");
+    let body = attr(lp, "body");
+    assert_eq!(body.type_.enum_value(), Ok(AttributeType::GRAPH));
+    let body = body.g.as_ref().unwrap();
+    let inputs: Vec<&str> = body.input.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(inputs, ["i", "cond_in", "acc"]);
+    assert_eq!(body.node[0].input, ["acc", "scale"], "the body reads the outer value by name");
+    let outputs: Vec<&str> = body.output.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(outputs, ["cond_in", "next"]);
+}
+
+#[test]
+fn if_branches_reference_captures_and_shared_constants_by_outer_name() {
+    let mut g = Graph::new("t");
+    let c = g.add_input("c", TensorType::scalar(DType::Bool));
+    let x = g.add_input("x", TensorType::known(DType::F32, &[2]));
+    let k = Tensor::vector(vec![2.0f32, 3.0]);
+    g.add_const("k", k.clone());
+    let branch = |op: Binary| {
+        let mut b = Graph::new("branch");
+        let xin = b.add_input("x", TensorType::known(DType::F32, &[2]));
+        let kin = b.add_const("k", k.clone());
+        let y = b.add("y", Op::Binary(op), &[xin, kin]).unwrap();
+        b.set_outputs(vec![y]);
+        b
+    };
+    let op = Op::If { then_branch: Box::new(branch(Binary::Add)), else_branch: Box::new(branch(Binary::Mul)) };
+    let id = g.add_node("if", op, &[Some(c), Some(x)], &["out".into()]).unwrap();
+    g.set_outputs(vec![ValueRef::first(id)]);
+    let g = export(g);
+    let n = node(&g, "If");
+    assert_eq!(n.input, ["c"]);
+    for (name, op_type) in [("then_branch", "Add"), ("else_branch", "Mul")] {
+        let b = attr(n, name).g.as_ref().unwrap();
+        assert!(
+            b.input.is_empty() && b.initializer.is_empty(),
+            "{name}: captures and shared weights come from outside"
+        );
+        assert_eq!(
+            (b.node[0].op_type.as_str(), b.node[0].input.as_slice()),
+            (op_type, &["x".to_string(), "k".into()][..])
+        );
+    }
+}
+
+#[test]
+fn save_file_is_atomic() {
+    let dir = std::env::temp_dir().join(format!("kiln-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("m.onnx");
+    let m = model(cnn());
+    save_file(&m, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), to_bytes(&m).unwrap());
+    let listing: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(listing, ["m.onnx"], "no temporary file is left behind");
+    let missing = dir.join("no-such-dir").join("m.onnx");
+    assert!(matches!(save_file(&m, &missing), Err(ExportError::Io { .. })));
+    assert!(!missing.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unexportable_attributes_are_errors_naming_the_node() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[1, 1, 4, 4]));
+    let y = g.add("lp", Op::GlobalPool(PoolKind::Lp { p: 1.5 }), &[x]).unwrap();
+    g.set_outputs(vec![y]);
+    let err = to_bytes(&model(g)).unwrap_err();
+    assert!(err.to_string().contains("node 'lp' (GlobalLpPool)"), "{err}");
+}
