@@ -1,5 +1,5 @@
 //! ONNX interchange: import (`import`) into Kiln's IR and export (`export`) back to ONNX.
 
-pub mod import;
+pub mod export;
 
-pub use import::{load_bytes, load_file, ImportError};
+pub use export::{save_file, to_bytes, ExportError};
