@@ -1,0 +1,96 @@
+//! ONNX import: bytes or a file → [`Model`] (Kiln's IR plus ONNX metadata).
+//!
+//! - [`load_file`] / [`load_bytes`]: the entry points; [`ImportError`]: what can go wrong;
+//! - `graph`: the graph walk (scopes, topological sort, nested graphs and their captures);
+//! - `node`: what one op function sees; `ops`: the registry, one small function per ONNX op
+//!   type with its opset differences resolved inside it;
+//! - `tensor`: `TensorProto` decoding (typed fields, raw data, external data); `attrs`: typed
+//!   attribute readers.
+//!
+//! Only the default domain (`ai.onnx`), opsets 7 and newer, is accepted. Before building
+//! anything the importer checks every node (nested graphs included) against the registry, so one
+//! error lists every unsupported operator.
+
+mod attrs;
+mod error;
+mod graph;
+mod node;
+mod ops;
+mod tensor;
+
+pub use error::{ImportError, UnsupportedOp};
+
+use crate::Model;
+use graph::{node_name, Builder, Ctx};
+use onnx_protobuf::{GraphProto, ModelProto};
+use protobuf::Message;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The oldest default-domain opset Kiln imports.
+pub const MIN_OPSET: i64 = 7;
+
+/// Loads a model file; external data is read relative to the file's directory.
+pub fn load_file(path: &Path) -> Result<Model, ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Io { path: path.to_path_buf(), source })?;
+    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+    import(&bytes, dir, &path.display().to_string())
+}
+
+/// Loads a model from bytes. `base_dir` is where external data files live (none: a model with
+/// external data is refused).
+pub fn load_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Model, ImportError> {
+    import(bytes, base_dir, "<bytes>")
+}
+
+fn import(bytes: &[u8], base_dir: Option<&Path>, origin: &str) -> Result<Model, ImportError> {
+    let proto = ModelProto::parse_from_bytes(bytes)
+        .map_err(|e| ImportError::Corrupt { origin: origin.to_string(), message: e.to_string() })?;
+    let gp = proto.graph.as_ref().ok_or_else(|| ImportError::NoGraph { origin: origin.to_string() })?;
+    let opset = default_opset(&proto)?;
+    let mut unsupported = Vec::new();
+    check_ops(gp, opset, &mut unsupported);
+    if !unsupported.is_empty() {
+        return Err(ImportError::Unsupported(unsupported));
+    }
+    let graph = Builder::new(Ctx { base_dir, opset }, gp, HashMap::new()).build(gp, &[], &[])?;
+    let producer = format!("{} {}", proto.producer_name, proto.producer_version).trim().to_string();
+    Ok(Model { graph, opset, ir_version: proto.ir_version, producer })
+}
+
+/// The default-domain opset version, checked against [`MIN_OPSET`].
+fn default_opset(proto: &ModelProto) -> Result<i64, ImportError> {
+    let opset = proto
+        .opset_import
+        .iter()
+        .filter(|o| is_default_domain(&o.domain))
+        .map(|o| o.version)
+        .max()
+        .ok_or(ImportError::NoOpset)?;
+    if opset < MIN_OPSET {
+        return Err(ImportError::OldOpset(opset));
+    }
+    Ok(opset)
+}
+
+fn is_default_domain(domain: &str) -> bool {
+    domain.is_empty() || domain == "ai.onnx"
+}
+
+/// Collects every node (nested graphs included) whose op the registry does not know.
+fn check_ops(gp: &GraphProto, opset: i64, out: &mut Vec<UnsupportedOp>) {
+    for n in &gp.node {
+        let known = is_default_domain(&n.domain) && ops::lookup(&n.op_type).is_some();
+        if !known {
+            let op =
+                if is_default_domain(&n.domain) { n.op_type.clone() } else { format!("{}::{}", n.domain, n.op_type) };
+            out.push(UnsupportedOp { node: node_name(n), op, opset });
+        }
+        for (_, g) in attrs::Attrs::graphs(n) {
+            check_ops(g, opset, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

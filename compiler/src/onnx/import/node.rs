@@ -1,0 +1,139 @@
+//! [`OpCx`]: what one op-registry function sees of its node — attributes, resolved inputs, the
+//! opset — and the few things it may do: add constant inputs for attributes that later opsets
+//! turned into inputs, check whether extra outputs are used, and import nested graphs.
+
+use super::attrs::Attrs;
+use super::graph::{free_names, Builder, Outer};
+use super::ImportError;
+use kiln_ir::{Graph, Op, Tensor, TensorType, ValueRef};
+use onnx_protobuf::NodeProto;
+use std::collections::HashMap;
+
+/// An op function's result: the IR op, its inputs, and how many of the ONNX outputs it keeps
+/// (`None`: all of them).
+pub(crate) struct Lowered {
+    pub op: Op,
+    pub inputs: Vec<Option<ValueRef>>,
+    pub outputs: Option<usize>,
+}
+
+impl Lowered {
+    pub(crate) fn new(op: Op, inputs: Vec<Option<ValueRef>>) -> Self {
+        Lowered { op, inputs, outputs: None }
+    }
+
+    /// Keeps only the first `n` ONNX outputs.
+    pub(crate) fn outputs(mut self, n: usize) -> Self {
+        self.outputs = Some(n);
+        self
+    }
+}
+
+/// One node being lowered.
+pub(crate) struct OpCx<'b, 'g, 'm> {
+    pub(crate) b: &'b mut Builder<'g, 'm>,
+    pub(crate) node: &'g NodeProto,
+    pub(crate) name: String,
+    pub(crate) opset: i64,
+    pub(crate) attrs: Attrs<'g>,
+    /// The ONNX inputs, resolved; `None` for absent optional ones.
+    pub(crate) inputs: Vec<Option<ValueRef>>,
+}
+
+impl OpCx<'_, '_, '_> {
+    /// The node's inputs unchanged, with `op`.
+    pub(crate) fn same(&self, op: Op) -> Lowered {
+        Lowered::new(op, self.inputs.clone())
+    }
+
+    pub(crate) fn error(&self, message: impl Into<String>) -> ImportError {
+        self.attrs.error(message.into())
+    }
+
+    pub(crate) fn opt(&self, i: usize) -> Option<ValueRef> {
+        self.inputs.get(i).copied().flatten()
+    }
+
+    pub(crate) fn input(&self, i: usize) -> Result<ValueRef, ImportError> {
+        self.opt(i).ok_or_else(|| self.error(format!("required input {i} is missing")))
+    }
+
+    pub(crate) fn input_type(&self, i: usize) -> Result<TensorType, ImportError> {
+        Ok(self.b.graph.value_type(self.input(i)?).clone())
+    }
+
+    /// Adds a constant input named `<node>__<what>`.
+    pub(crate) fn konst(&mut self, what: &str, t: Tensor) -> ValueRef {
+        let name = self.b.fresh_name(&format!("{}__{what}", self.name));
+        self.b.graph.add_const(name, t)
+    }
+
+    /// A constant i64 vector input from an attribute that later opsets made an input.
+    pub(crate) fn i64s(&mut self, what: &str, v: Vec<i64>) -> Option<ValueRef> {
+        Some(self.konst(what, Tensor::vector(v)))
+    }
+
+    /// A scalar constant of the dtype of input `like`.
+    pub(crate) fn scalar_like(&mut self, what: &str, like: usize, v: f64) -> Result<ValueRef, ImportError> {
+        let dtype = self.input_type(like)?.dtype;
+        let t = Tensor::scalar(v).cast(dtype);
+        Ok(self.konst(what, t))
+    }
+
+    /// Refuses ONNX outputs from index `from` on that something reads (training-only outputs
+    /// Kiln does not compute); unused ones are dropped.
+    pub(crate) fn only_outputs(&self, from: usize, why: &str) -> Result<usize, ImportError> {
+        let used = self.node.output.iter().skip(from).find(|o| !o.is_empty() && self.b.is_consumed(o));
+        match used {
+            Some(o) => Err(self.error(format!("output '{o}' is used, but {why}"))),
+            None => Ok(from),
+        }
+    }
+
+    /// Imports the nested graphs in attributes `attrs` (one If branch each, or a Loop/Scan
+    /// body). `hints` type their declared inputs where the ONNX declaration is incomplete. All
+    /// of them take the same captures, the outer values any of them reads, as trailing inputs;
+    /// those outer values are returned for the caller to append to the node's inputs.
+    pub(crate) fn subgraphs(
+        &mut self,
+        attrs: &[&str],
+        hints: &[Option<TensorType>],
+    ) -> Result<(Vec<Graph>, Vec<ValueRef>), ImportError> {
+        let protos = attrs.iter().map(|a| self.attrs.graph(a)).collect::<Result<Vec<_>, _>>()?;
+        let mut free: Vec<String> = Vec::new();
+        for gp in &protos {
+            free.extend(free_names(gp).into_iter().filter(|n| !free.contains(n)).collect::<Vec<_>>());
+        }
+        let (captures, inherited) = self.outer_values(&free)?;
+        let typed: Vec<(String, TensorType)> = captures.iter().map(|(n, _, t)| (n.clone(), t.clone())).collect();
+        let mut graphs = Vec::with_capacity(protos.len());
+        for (gp, attr) in protos.into_iter().zip(attrs) {
+            let g = Builder::new(self.b.ctx, gp, inherited.clone()).build(gp, hints, &typed).map_err(|e| {
+                ImportError::Subgraph { node: self.name.clone(), attr: attr.to_string(), source: Box::new(e) }
+            })?;
+            graphs.push(g);
+        }
+        Ok((graphs, captures.into_iter().map(|(_, v, _)| v).collect()))
+    }
+
+    /// Splits names a nested graph reads from outside into captured values and shared constants.
+    /// Names found nowhere are left for the nested graph to report as dangling.
+    #[allow(clippy::type_complexity)]
+    fn outer_values(
+        &mut self,
+        names: &[String],
+    ) -> Result<(Vec<(String, ValueRef, TensorType)>, HashMap<String, Tensor>), ImportError> {
+        let mut captures = Vec::new();
+        let mut consts = HashMap::new();
+        for n in names {
+            match self.b.lookup(n)? {
+                Some(Outer::Value(v, t)) => captures.push((n.clone(), v, t)),
+                Some(Outer::Const(t)) => {
+                    consts.insert(n.clone(), t);
+                }
+                None => {}
+            }
+        }
+        Ok((captures, consts))
+    }
+}

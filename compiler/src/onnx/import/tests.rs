@@ -1,0 +1,672 @@
+//! Importer tests over small models built in code (terse proto builders below) and over the
+//! light models shipped in `models/light/`.
+
+use super::*;
+use kiln_ir::op::Unary;
+use kiln_ir::{DType, Dim, Op, Tensor};
+use onnx_protobuf::attribute_proto::AttributeType;
+use onnx_protobuf::tensor_proto::DataLocation;
+use onnx_protobuf::tensor_shape_proto::{dimension, Dimension};
+use onnx_protobuf::type_proto::{self, Tensor as TensorTypeProto};
+use onnx_protobuf::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+
+// ---- terse builders ----
+
+fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn attr(name: &str, ty: AttributeType, fill: impl FnOnce(&mut AttributeProto)) -> AttributeProto {
+    let mut a = AttributeProto { name: name.into(), type_: ty.into(), ..Default::default() };
+    fill(&mut a);
+    a
+}
+
+fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    attr(name, AttributeType::INTS, |a| a.ints = v.to_vec())
+}
+
+fn int(name: &str, v: i64) -> AttributeProto {
+    attr(name, AttributeType::INT, |a| a.i = v)
+}
+
+fn float(name: &str, v: f32) -> AttributeProto {
+    attr(name, AttributeType::FLOAT, |a| a.f = v)
+}
+
+fn graph_attr(name: &str, g: GraphProto) -> AttributeProto {
+    attr(name, AttributeType::GRAPH, |a| a.g = Some(g).into())
+}
+
+fn tensor_attr(name: &str, t: TensorProto) -> AttributeProto {
+    attr(name, AttributeType::TENSOR, |a| a.t = Some(t).into())
+}
+
+/// Dims: a number is a known extent, `?` unknown, anything else a symbol.
+fn vi(name: &str, dtype: DType, dims: &[&str]) -> ValueInfoProto {
+    let dim = |d: &&str| Dimension {
+        value: match *d {
+            "?" => None,
+            d => Some(d.parse().map_or_else(|_| dimension::Value::DimParam(d.into()), dimension::Value::DimValue)),
+        },
+        ..Default::default()
+    };
+    let shape = TensorShapeProto { dim: dims.iter().map(dim).collect(), ..Default::default() };
+    let tt = TensorTypeProto { elem_type: dtype.onnx_code(), shape: Some(shape).into(), ..Default::default() };
+    let ty = TypeProto { value: Some(type_proto::Value::TensorType(tt)), ..Default::default() };
+    ValueInfoProto { name: name.into(), type_: Some(ty).into(), ..Default::default() }
+}
+
+/// A value info with no type (allowed for outputs and nested-graph values).
+fn untyped(name: &str) -> ValueInfoProto {
+    ValueInfoProto { name: name.into(), ..Default::default() }
+}
+
+fn f32s(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DType::F32.onnx_code(),
+        float_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn i64s(name: &str, v: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: vec![v.len() as i64],
+        data_type: DType::I64.onnx_code(),
+        int64_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn raw(name: &str, dtype: DType, dims: &[i64], bytes: Vec<u8>) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: dtype.onnx_code(),
+        raw_data: bytes,
+        ..Default::default()
+    }
+}
+
+fn graph(
+    nodes: Vec<NodeProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    inits: Vec<TensorProto>,
+) -> GraphProto {
+    GraphProto {
+        name: "g".into(),
+        node: nodes,
+        input: inputs,
+        output: outputs,
+        initializer: inits,
+        ..Default::default()
+    }
+}
+
+fn model(g: GraphProto, opset: i64) -> ModelProto {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset, ..Default::default() }],
+        producer_name: "test".into(),
+        graph: Some(g).into(),
+        ..Default::default()
+    }
+}
+
+fn bytes(m: &ModelProto) -> Vec<u8> {
+    m.write_to_bytes().expect("a model built in code serializes")
+}
+
+fn import(m: &ModelProto) -> Result<Model, ImportError> {
+    load_bytes(&bytes(m), None)
+}
+
+/// `y = Relu(x)` for x: f32[n,3].
+fn relu_model() -> ModelProto {
+    model(
+        graph(
+            vec![node("Relu", "r", &["x"], &["y"], vec![])],
+            vec![vi("x", DType::F32, &["n", "3"])],
+            vec![untyped("y")],
+            vec![],
+        ),
+        13,
+    )
+}
+
+/// The op of the node producing the named value.
+fn op_of<'a>(m: &'a Model, value: &str) -> &'a Op {
+    let v = m.graph.find_value(value).unwrap_or_else(|| panic!("no value {value}"));
+    &m.graph.node(v.node).op
+}
+
+// ---- entry points and file-level errors ----
+
+#[test]
+fn imports_a_simple_model() {
+    let m = import(&relu_model()).unwrap();
+    m.graph.verify().unwrap();
+    assert_eq!((m.opset, m.ir_version, m.producer.as_str()), (13, 8, "test"));
+    assert_eq!(
+        kiln_ir::text::to_text(&m.graph),
+        "graph g(%x: f32[n,3]) -> (%y) {\n  %y = Relu(%x) : f32[n,3]  # r\n}\n"
+    );
+}
+
+#[test]
+fn truncated_and_corrupt_bytes_are_reported() {
+    let b = bytes(&relu_model());
+    let err = load_bytes(&b[..b.len() / 2], None).unwrap_err();
+    assert!(matches!(err, ImportError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("truncated or corrupt"), "{err}");
+    let dir = tempdir("corrupt");
+    let path = dir.join("bad.onnx");
+    std::fs::write(&path, [0xff, 0xff, 0xff, 0x07, 0x01]).unwrap();
+    let err = load_file(&path).unwrap_err();
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    let err = load_file(&dir.join("missing.onnx")).unwrap_err();
+    assert!(matches!(err, ImportError::Io { .. }), "{err}");
+    let no_graph = ModelProto { ir_version: 8, ..Default::default() };
+    assert!(matches!(import(&no_graph), Err(ImportError::NoGraph { .. })));
+}
+
+#[test]
+fn opsets_and_domains_are_checked() {
+    let mut m = relu_model();
+    m.opset_import[0].version = 6;
+    assert!(matches!(import(&m), Err(ImportError::OldOpset(6))));
+    m.opset_import[0].domain = "ai.onnx.ml".into();
+    assert!(matches!(import(&m), Err(ImportError::NoOpset)));
+}
+
+#[test]
+fn every_unsupported_op_is_listed_at_once() {
+    let mut custom = node("Relu", "c", &["y"], &["z"], vec![]);
+    custom.domain = "com.example".into();
+    let then_b = graph(vec![node("Frobnicate", "inner", &["x"], &["t"], vec![])], vec![], vec![untyped("t")], vec![]);
+    let else_b = graph(vec![node("Identity", "e", &["x"], &["u"], vec![])], vec![], vec![untyped("u")], vec![]);
+    let g = graph(
+        vec![
+            node("Relu", "r", &["x"], &["y"], vec![]),
+            node("Mystery", "m", &["y"], &["w"], vec![]),
+            custom,
+            node(
+                "If",
+                "if",
+                &["c"],
+                &["o"],
+                vec![graph_attr("then_branch", then_b), graph_attr("else_branch", else_b)],
+            ),
+        ],
+        vec![vi("x", DType::F32, &["3"]), vi("c", DType::Bool, &[])],
+        vec![untyped("w"), untyped("z"), untyped("o")],
+        vec![],
+    );
+    let Err(ImportError::Unsupported(ops)) = import(&model(g, 17)) else { panic!("expected an unsupported-op error") };
+    let listed: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        listed,
+        [
+            "node 'm': Mystery (opset 17)",
+            "node 'c': com.example::Relu (opset 17)",
+            "node 'inner': Frobnicate (opset 17)"
+        ]
+    );
+}
+
+#[test]
+fn cycles_and_dangling_edges_name_the_node() {
+    let g = graph(
+        vec![
+            node("Relu", "head", &["x"], &["a"], vec![]),
+            node("Add", "loop1", &["a", "c"], &["b"], vec![]),
+            node("Relu", "loop2", &["b"], &["c"], vec![]),
+            node("Relu", "tail", &["c"], &["y"], vec![]),
+        ],
+        vec![vi("x", DType::F32, &["3"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let err = import(&model(g, 13)).unwrap_err();
+    let ImportError::Cycle { node } = &err else { panic!("expected a cycle, got {err}") };
+    assert!(node == "loop1" || node == "loop2", "{err}");
+
+    let g = graph(
+        vec![node("Add", "adder", &["x", "nobody"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &["3"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let err = import(&model(g, 13)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node 'adder' reads value 'nobody', which no node, graph input or initializer produces"
+    );
+}
+
+#[test]
+fn unsorted_nodes_are_sorted() {
+    let g = graph(
+        vec![node("Relu", "second", &["a"], &["y"], vec![]), node("Neg", "first", &["x"], &["a"], vec![])],
+        vec![vi("x", DType::F32, &["3"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    m.graph.verify().unwrap();
+    assert_eq!(op_of(&m, "y"), &Op::Unary(Unary::Relu));
+}
+
+#[test]
+fn invalid_attributes_name_the_node() {
+    let g = graph(
+        vec![node("Transpose", "tr", &["x"], &["y"], vec![ints("perm", &[0, 0])])],
+        vec![vi("x", DType::F32, &["2", "3"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let err = import(&model(g, 13)).unwrap_err().to_string();
+    assert!(err.contains("'tr'") && err.contains("perm"), "{err}");
+    let g = graph(
+        vec![node("Transpose", "tr", &["x"], &["y"], vec![float("perm", 1.0)])],
+        vec![vi("x", DType::F32, &["2", "3"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let err = import(&model(g, 13)).unwrap_err().to_string();
+    assert!(err.contains("'tr'") && err.contains("INTS"), "{err}");
+}
+
+#[test]
+fn absurd_input_dims_are_refused() {
+    let g = graph(
+        vec![node("Relu", "r", &["x"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &["1000000000", "1000000000"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let err = import(&model(g, 13)).unwrap_err();
+    assert!(matches!(err, ImportError::Input { .. }), "{err}");
+}
+
+// ---- tensors ----
+
+/// Little-endian bytes of a slice of numbers.
+macro_rules! le {
+    ($v:expr) => {
+        $v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()
+    };
+}
+
+#[test]
+fn raw_and_typed_initializers_agree() {
+    use half::f16;
+    let typed = |dtype: DType, fill: &dyn Fn(&mut TensorProto)| {
+        let mut t = TensorProto { dims: vec![2, 2], data_type: dtype.onnx_code(), ..Default::default() };
+        fill(&mut t);
+        tensor::to_tensor(&t, None).unwrap()
+    };
+    let from_raw = |dtype: DType, b: Vec<u8>| tensor::to_tensor(&raw("t", dtype, &[2, 2], b), None).unwrap();
+    let f = [1.5f32, -2.0, 0.0, 3.25];
+    let cases: Vec<(Tensor, Tensor, Tensor)> = vec![
+        (
+            typed(DType::F32, &|t| t.float_data = f.to_vec()),
+            from_raw(DType::F32, le!(f)),
+            Tensor::from_vec(&[2, 2], f.to_vec()).unwrap(),
+        ),
+        (
+            typed(DType::F64, &|t| t.double_data = vec![1.0, 2.0, -3.0, 4.5]),
+            from_raw(DType::F64, le!([1.0f64, 2.0, -3.0, 4.5])),
+            Tensor::from_vec(&[2, 2], vec![1.0f64, 2.0, -3.0, 4.5]).unwrap(),
+        ),
+        (
+            typed(DType::I64, &|t| t.int64_data = vec![1, -2, 1 << 40, 4]),
+            from_raw(DType::I64, le!([1i64, -2, 1 << 40, 4])),
+            Tensor::from_vec(&[2, 2], vec![1i64, -2, 1 << 40, 4]).unwrap(),
+        ),
+        (
+            typed(DType::I32, &|t| t.int32_data = vec![7, -8, 9, 0]),
+            from_raw(DType::I32, le!([7i32, -8, 9, 0])),
+            Tensor::from_vec(&[2, 2], vec![7i32, -8, 9, 0]).unwrap(),
+        ),
+        (
+            typed(DType::F16, &|t| t.int32_data = f.iter().map(|&x| f16::from_f32(x).to_bits() as i32).collect()),
+            from_raw(DType::F16, le!(f.map(f16::from_f32))),
+            Tensor::from_vec(&[2, 2], f.map(f16::from_f32).to_vec()).unwrap(),
+        ),
+        (
+            typed(DType::Bool, &|t| t.int32_data = vec![1, 0, 0, 1]),
+            from_raw(DType::Bool, vec![1, 0, 0, 1]),
+            Tensor::from_vec(&[2, 2], vec![true, false, false, true]).unwrap(),
+        ),
+        (
+            typed(DType::I8, &|t| t.int32_data = vec![-128, 127, -1, 0]),
+            from_raw(DType::I8, vec![0x80, 0x7f, 0xff, 0]),
+            Tensor::from_vec(&[2, 2], vec![-128i8, 127, -1, 0]).unwrap(),
+        ),
+        (
+            typed(DType::U8, &|t| t.int32_data = vec![255, 0, 1, 128]),
+            from_raw(DType::U8, vec![255, 0, 1, 128]),
+            Tensor::from_vec(&[2, 2], vec![255u8, 0, 1, 128]).unwrap(),
+        ),
+        (
+            typed(DType::U64, &|t| t.uint64_data = vec![u64::MAX, 0, 1, 2]),
+            from_raw(DType::U64, le!([u64::MAX, 0, 1, 2])),
+            Tensor::from_vec(&[2, 2], vec![u64::MAX, 0, 1, 2]).unwrap(),
+        ),
+    ];
+    for (typed, raw, want) in cases {
+        assert_eq!(typed, want);
+        assert_eq!(raw, want);
+    }
+}
+
+#[test]
+fn initializer_sizes_must_match_dims() {
+    let short = f32s("w", &[2, 3], &[1.0, 2.0]);
+    let err = tensor::to_tensor(&short, None).unwrap_err().to_string();
+    assert!(err.contains("'w'") && err.contains("need 6"), "{err}");
+    let bad_raw = raw("r", DType::F32, &[4], vec![0; 15]);
+    assert!(tensor::to_tensor(&bad_raw, None).unwrap_err().to_string().contains("raw_data holds 15 bytes"));
+    let huge = raw("h", DType::F32, &[1 << 40, 1 << 40], vec![]);
+    assert!(tensor::to_tensor(&huge, None).unwrap_err().to_string().contains("refusing"));
+    let negative = raw("n", DType::F32, &[-1], vec![]);
+    assert!(tensor::to_tensor(&negative, None).unwrap_err().to_string().contains("negative"));
+    let string = TensorProto { name: "s".into(), data_type: 8, ..Default::default() };
+    assert!(tensor::to_tensor(&string, None).unwrap_err().to_string().contains("STRING"));
+}
+
+/// A fresh, empty directory under the target dir for one test.
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-import-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn external(name: &str, dims: &[i64], entries: &[(&str, &str)]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DType::F32.onnx_code(),
+        data_location: DataLocation::EXTERNAL.into(),
+        external_data: entries
+            .iter()
+            .map(|(k, v)| StringStringEntryProto { key: k.to_string(), value: v.to_string(), ..Default::default() })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// `y = x + w` with `w` given by `init`; written into `dir` and loaded from there.
+fn load_with_init(dir: &std::path::Path, init: TensorProto) -> Result<Model, ImportError> {
+    let g = graph(
+        vec![node("Add", "add", &["x", "w"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &["3"])],
+        vec![untyped("y")],
+        vec![init],
+    );
+    let path = dir.join("model.onnx");
+    std::fs::write(&path, bytes(&model(g, 13))).unwrap();
+    load_file(&path)
+}
+
+#[test]
+fn external_data_is_read_next_to_the_model() {
+    let dir = tempdir("external");
+    let mut data = vec![0xAAu8; 8];
+    data.extend(le!([1.0f32, 2.0, 3.0]));
+    std::fs::create_dir_all(dir.join("weights")).unwrap();
+    std::fs::write(dir.join("weights/w.bin"), &data).unwrap();
+    let init = external("w", &[3], &[("location", "weights/w.bin"), ("offset", "8"), ("length", "12")]);
+    let m = load_with_init(&dir, init).unwrap();
+    let w = m.graph.const_value(m.graph.find_value("w").unwrap()).unwrap();
+    assert_eq!(w.to_vec::<f32>(), vec![1.0, 2.0, 3.0]);
+
+    for (entries, complaint) in [
+        (vec![("location", "../w.bin")], "leaves the model's directory"),
+        (vec![("location", "/etc/passwd")], "leaves the model's directory"),
+        (vec![("location", "weights/w.bin"), ("offset", "16")], "too few"),
+        (vec![("location", "weights/w.bin"), ("length", "8")], "length 8 differs"),
+        (vec![("location", "weights/none.bin")], "cannot open"),
+    ] {
+        let err = load_with_init(&dir, external("w", &[3], &entries)).unwrap_err().to_string();
+        assert!(err.contains(complaint), "{entries:?}: {err}");
+    }
+    let err = load_bytes(&std::fs::read(dir.join("model.onnx")).unwrap(), None).unwrap_err().to_string();
+    assert!(err.contains("model's directory"), "{err}");
+}
+
+#[test]
+fn initializers_listed_as_inputs_become_constants() {
+    let g = graph(
+        vec![node("Add", "add", &["x", "w"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &["2"]), vi("w", DType::F32, &["2"])],
+        vec![untyped("y")],
+        vec![f32s("w", &[2], &[1.0, 2.0])],
+    );
+    let m = import(&model(g, 9)).unwrap();
+    m.graph.verify().unwrap();
+    let names: Vec<&str> = m.graph.input_values().iter().map(|&v| m.graph.value_name(v)).collect();
+    assert_eq!(names, ["x"]);
+    assert!(matches!(op_of(&m, "w"), Op::Constant(t) if t.to_vec::<f32>() == [1.0, 2.0]));
+}
+
+#[test]
+fn symbolic_and_unknown_dims() {
+    let g = graph(
+        vec![node("Relu", "r", &["x"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &["batch", "?", "4"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    assert_eq!(m.graph.value_type(m.graph.input_values()[0]).to_string(), "f32[batch,x_1,4]");
+}
+
+// ---- ops and opset differences ----
+
+#[test]
+fn softmax_is_legacy_before_opset_13() {
+    let sm = |opset| {
+        let g = graph(
+            vec![node("Softmax", "s", &["x"], &["y"], vec![])],
+            vec![vi("x", DType::F32, &["2", "5"])],
+            vec![untyped("y")],
+            vec![],
+        );
+        import(&model(g, opset)).unwrap()
+    };
+    assert_eq!(op_of(&sm(11), "y"), &Op::Softmax { axis: 1, legacy: true });
+    assert_eq!(op_of(&sm(13), "y"), &Op::Softmax { axis: -1, legacy: false });
+}
+
+#[test]
+fn attributes_that_became_inputs_give_the_same_ir() {
+    let x = vi("x", DType::F32, &["3", "4"]);
+    let old = graph(
+        vec![node("Unsqueeze", "u", &["x"], &["y"], vec![ints("axes", &[0, 3])])],
+        vec![x.clone()],
+        vec![untyped("y")],
+        vec![],
+    );
+    let new = graph(
+        vec![node("Unsqueeze", "u", &["x", "u__axes"], &["y"], vec![])],
+        vec![x],
+        vec![untyped("y")],
+        vec![i64s("u__axes", &[0, 3])],
+    );
+    let (old, new) = (import(&model(old, 11)).unwrap(), import(&model(new, 13)).unwrap());
+    assert_eq!(old.graph.value_type(old.graph.outputs()[0]).to_string(), "f32[1,3,4,1]");
+    assert_eq!(kiln_ir::text::to_text(&old.graph), kiln_ir::text::to_text(&new.graph));
+}
+
+#[test]
+fn constants_in_every_spelling() {
+    let t = f32s("", &[2], &[1.0, 2.0]);
+    let g = graph(
+        vec![
+            node("Constant", "a", &[], &["a"], vec![tensor_attr("value", t.clone())]),
+            node("Constant", "b", &[], &["b"], vec![float("value_float", 2.5)]),
+            node("Constant", "c", &[], &["c"], vec![ints("value_ints", &[2, 3])]),
+            node("Constant", "d", &[], &["d"], vec![int("value_int", 7)]),
+            node("ConstantOfShape", "e", &["c"], &["e"], vec![tensor_attr("value", f32s("", &[1], &[0.5]))]),
+            node("ConstantOfShape", "f", &["c"], &["f"], vec![]),
+        ],
+        vec![],
+        vec![untyped("a"), untyped("b"), untyped("c"), untyped("d"), untyped("e"), untyped("f")],
+        vec![],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    m.graph.verify().unwrap();
+    assert_eq!(op_of(&m, "a"), &Op::Constant(Tensor::vector(vec![1.0f32, 2.0])));
+    assert_eq!(op_of(&m, "b"), &Op::Constant(Tensor::scalar(2.5f32)));
+    assert_eq!(op_of(&m, "c"), &Op::Constant(Tensor::vector(vec![2i64, 3])));
+    assert_eq!(op_of(&m, "d"), &Op::Constant(Tensor::scalar(7i64)));
+    let types: Vec<String> = m.graph.output_types().iter().map(ToString::to_string).collect();
+    assert_eq!(types, ["f32[2]", "f32[]", "i64[2]", "i64[]", "f32[2,3]", "f32[2,3]"]);
+}
+
+#[test]
+fn batch_norm_training_outputs_are_refused_only_when_used() {
+    let bn = |outputs: &[&str], graph_outputs: Vec<ValueInfoProto>| {
+        let inits = ["s", "b", "m", "v"].map(|n| f32s(n, &[2], &[1.0, 1.0])).to_vec();
+        let g = graph(
+            vec![node("BatchNormalization", "bn", &["x", "s", "b", "m", "v"], outputs, vec![])],
+            vec![vi("x", DType::F32, &["1", "2", "3"])],
+            graph_outputs,
+            inits,
+        );
+        import(&model(g, 9))
+    };
+    let m = bn(&["y", "mean", "var", "", ""], vec![untyped("y")]).unwrap();
+    m.graph.verify().unwrap();
+    assert_eq!(m.graph.node(m.graph.outputs()[0].node).outputs.len(), 1);
+    let err = bn(&["y", "mean"], vec![untyped("y"), untyped("mean")]).unwrap_err().to_string();
+    assert!(err.contains("'bn'") && err.contains("'mean' is used"), "{err}");
+}
+
+#[test]
+fn clip_pad_and_slice_attributes_become_constant_inputs() {
+    let g = graph(
+        vec![
+            node("Clip", "clip", &["x"], &["c"], vec![float("min", 0.0), float("max", 6.0)]),
+            node("Pad", "pad", &["c"], &["p"], vec![ints("pads", &[0, 1, 0, 1])]),
+            node("Slice", "sl", &["p"], &["y"], vec![ints("starts", &[1]), ints("ends", &[3]), ints("axes", &[1])]),
+        ],
+        vec![vi("x", DType::F32, &["2", "3"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let m = import(&model(g, 9)).unwrap();
+    m.graph.verify().unwrap();
+    assert_eq!(m.graph.output_types()[0].to_string(), "f32[2,2]");
+    let clip = m.graph.find_value("c").unwrap();
+    let bounds: Vec<f64> = m.graph.node_inputs(clip.node)[1..]
+        .iter()
+        .map(|v| m.graph.const_value(v.unwrap()).unwrap().to_f64_vec()[0])
+        .collect();
+    assert_eq!(bounds, [0.0, 6.0]);
+    assert!(m.graph.find_value("sl__starts").is_some());
+}
+
+// ---- nested graphs ----
+
+#[test]
+fn if_branches_capture_outer_values() {
+    let then_b = graph(vec![node("Add", "t", &["x", "w"], &["t_out"], vec![])], vec![], vec![untyped("t_out")], vec![]);
+    let else_b = graph(vec![node("Neg", "e", &["z"], &["e_out"], vec![])], vec![], vec![untyped("e_out")], vec![]);
+    let g = graph(
+        vec![
+            node("Relu", "z", &["x"], &["z"], vec![]),
+            node(
+                "If",
+                "if",
+                &["c"],
+                &["y"],
+                vec![graph_attr("then_branch", then_b), graph_attr("else_branch", else_b)],
+            ),
+        ],
+        vec![vi("c", DType::Bool, &[]), vi("x", DType::F32, &["n"])],
+        vec![untyped("y")],
+        vec![f32s("w", &[1], &[5.0])],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    m.graph.verify().unwrap();
+    let y = m.graph.outputs()[0];
+    let ins: Vec<&str> = m.graph.node_inputs(y.node).iter().map(|v| m.graph.value_name(v.unwrap())).collect();
+    assert_eq!(ins, ["c", "x", "z"], "the constant w is shared into the branch, not captured");
+    let Op::If { then_branch, else_branch } = &m.graph.node(y.node).op else { panic!("not an If") };
+    for b in [then_branch, else_branch] {
+        let names: Vec<&str> = b.input_values().iter().map(|&v| b.value_name(v)).collect();
+        assert_eq!(names, ["x", "z"]);
+    }
+    assert!(then_branch.const_value(then_branch.find_value("w").unwrap()).is_some());
+    assert_eq!(m.graph.output_types()[0].to_string(), "f32[n]");
+}
+
+#[test]
+fn loop_bodies_get_types_from_the_loop_and_capture_outer_values() {
+    // for i in 0..M: acc = acc + x   (x read from the outer graph)
+    let body = graph(
+        vec![
+            node("Identity", "keep", &["cond_in"], &["cond_out"], vec![]),
+            node("Add", "acc_add", &["acc_in", "x"], &["acc_out"], vec![]),
+        ],
+        vec![untyped("i"), untyped("cond_in"), untyped("acc_in")],
+        vec![untyped("cond_out"), untyped("acc_out")],
+        vec![],
+    );
+    let g = graph(
+        vec![node("Loop", "loop", &["m", "", "acc0"], &["acc"], vec![graph_attr("body", body)])],
+        vec![vi("m", DType::I64, &[]), vi("acc0", DType::F32, &["3"]), vi("x", DType::F32, &["3"])],
+        vec![untyped("acc")],
+        vec![],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    m.graph.verify().unwrap();
+    let l = m.graph.outputs()[0];
+    let Op::Loop(lp) = &m.graph.node(l.node).op else { panic!("not a Loop") };
+    assert_eq!(lp.num_captures, 1);
+    assert_eq!(m.graph.node_inputs(l.node).len(), 4);
+    let types: Vec<String> = lp.body.input_values().iter().map(|&v| lp.body.value_type(v).to_string()).collect();
+    assert_eq!(types, ["i64[]", "bool[]", "f32[3]", "f32[3]"]);
+}
+
+// ---- the light models ----
+
+#[test]
+fn light_models_import_and_verify() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/light");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "onnx")).collect()
+        })
+        .unwrap_or_default();
+    if paths.is_empty() {
+        eprintln!("no models in {}; skipping", dir.display());
+        return;
+    }
+    paths.sort();
+    for p in paths {
+        let m = load_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        m.graph.verify().unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(m.graph.inputs().len(), 1, "{}: weights are constants, not inputs", p.display());
+        assert_eq!(m.graph.output_types()[0].shape, [Dim::Known(1), Dim::Known(1000)], "{}", p.display());
+    }
+}
