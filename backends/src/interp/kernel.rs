@@ -142,3 +142,38 @@ pub(crate) fn show(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     format!("[{}]", dims.join(","))
 }
+
+/// Advances a row-major multi-index over `dims`; returns false after the last index.
+pub(crate) fn next_index(idx: &mut [usize], dims: &[usize]) -> bool {
+    for d in (0..dims.len()).rev() {
+        idx[d] += 1;
+        if idx[d] < dims[d] {
+            return true;
+        }
+        idx[d] = 0;
+    }
+    false
+}
+
+/// Every multi-index over `dims` in row-major order (one empty index for rank 0, none when a
+/// dim is 0).
+pub(crate) fn indices(dims: &[usize]) -> impl Iterator<Item = Vec<usize>> + '_ {
+    let mut cur = (!dims.contains(&0)).then(|| vec![0; dims.len()]);
+    std::iter::from_fn(move || {
+        let out = cur.clone()?;
+        let c = cur.as_mut().expect("checked above");
+        if !next_index(c, dims) {
+            cur = None;
+        }
+        Some(out)
+    })
+}
+
+/// Row-major strides of `dims`.
+pub(crate) fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for d in (0..dims.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * dims[d + 1];
+    }
+    s
+}

@@ -2,14 +2,23 @@
 //! constant folding) and [`run_graph`] (outputs plus any internal values). Kernels live one
 //! family per file and are dispatched from the single table in [`dispatch`].
 
+mod conv;
 mod elementwise;
 mod exec;
+mod gather;
 pub(crate) mod kernel;
+mod linalg;
+mod movement;
+mod norm;
+mod pool;
+mod reduce;
+mod shape;
 
 use crate::{Backend, ExecError, Executable};
 use exec::{check_inputs, execute, Check, Plan};
 use kernel::{input, KResult};
 use kiln_ir::{Graph, Op, Tensor, ValueRef};
+use norm::SoftmaxKind;
 
 /// The reference interpreter backend.
 #[derive(Clone, Copy, Debug, Default)]
@@ -83,6 +92,46 @@ pub(crate) fn dispatch(op: &Op, ins: &[Option<Tensor>], num_outputs: usize) -> K
         Op::Where => one(elementwise::select(x()?, input(ins, 1)?, input(ins, 2)?)?),
         Op::Dropout => elementwise::dropout(x()?, num_outputs),
         Op::Identity => one(x()?.clone()),
+        Op::Conv(c) => one(conv::conv(c, ins)?),
+        Op::ConvTranspose(c) => one(conv::conv_transpose(c, ins)?),
+        Op::Gemm(g) => one(linalg::gemm(g, ins)?),
+        Op::MatMul => one(linalg::matmul(x()?, input(ins, 1)?)?),
+        Op::BatchNorm { epsilon } => one(norm::batch_norm(*epsilon, ins)?),
+        Op::InstanceNorm { epsilon } => one(norm::instance_norm(*epsilon, ins)?),
+        Op::LayerNorm { axis, epsilon } => one(norm::layer_norm(*axis, *epsilon, ins)?),
+        Op::Lrn(l) => one(norm::lrn(l, x()?)?),
+        Op::Pool(p) => pool::pool(p, x()?, num_outputs),
+        Op::GlobalPool(kind) => one(pool::global_pool(*kind, x()?)?),
+        Op::Softmax { axis, legacy } => one(norm::softmax(SoftmaxKind::Softmax, *axis, *legacy, x()?)?),
+        Op::LogSoftmax { axis, legacy } => one(norm::softmax(SoftmaxKind::LogSoftmax, *axis, *legacy, x()?)?),
+        Op::Hardmax { axis, legacy } => one(norm::softmax(SoftmaxKind::Hardmax, *axis, *legacy, x()?)?),
+        Op::Reduce { op, keepdims, noop_with_empty_axes } => {
+            one(reduce::reduce(*op, *keepdims, *noop_with_empty_axes, ins)?)
+        }
+        Op::ArgMax { axis, keepdims, select_last_index } => {
+            one(reduce::arg(true, *axis, *keepdims, *select_last_index, x()?)?)
+        }
+        Op::ArgMin { axis, keepdims, select_last_index } => {
+            one(reduce::arg(false, *axis, *keepdims, *select_last_index, x()?)?)
+        }
+        Op::Concat { axis } => one(movement::concat(*axis, ins)?),
+        Op::Split { axis } => movement::split(*axis, ins, num_outputs),
+        Op::Slice => one(movement::slice(ins)?),
+        Op::Gather { axis } => one(gather::gather(*axis, ins)?),
+        Op::GatherElements { axis } => one(gather::gather_elements(*axis, ins)?),
+        Op::GatherNd { batch_dims } => one(gather::gather_nd(*batch_dims, ins)?),
+        Op::Reshape { allowzero } => one(movement::reshape(*allowzero, ins)?),
+        Op::Flatten { axis } => one(movement::flatten(*axis, x()?)?),
+        Op::Transpose { perm } => one(movement::transpose(perm.as_deref(), x()?)?),
+        Op::Squeeze => one(movement::squeeze(ins)?),
+        Op::Unsqueeze => one(movement::unsqueeze(ins)?),
+        Op::Expand => one(movement::expand(ins)?),
+        Op::Tile => one(movement::tile(ins)?),
+        Op::Shape { start, end } => one(shape::shape_of(*start, *end, x()?)),
+        Op::Size => one(Tensor::scalar(x()?.len() as i64)),
+        Op::ConstantOfShape { value } => one(shape::constant_of_shape(value, ins)?),
+        Op::Range => one(shape::range(ins)?),
+        Op::Pad { mode } => one(movement::pad(*mode, ins)?),
         other => kernel::bail!("the interpreter has no kernel for {} yet", other.onnx_name()),
     }
 }
