@@ -2,6 +2,7 @@
 //! constant folding) and [`run_graph`] (outputs plus any internal values). Kernels live one
 //! family per file and are dispatched from the single table in [`dispatch`].
 
+mod control;
 mod conv;
 mod elementwise;
 mod exec;
@@ -12,6 +13,7 @@ mod movement;
 mod norm;
 mod pool;
 mod reduce;
+mod resize;
 mod shape;
 
 use crate::{Backend, ExecError, Executable};
@@ -132,6 +134,9 @@ pub(crate) fn dispatch(op: &Op, ins: &[Option<Tensor>], num_outputs: usize) -> K
         Op::ConstantOfShape { value } => one(shape::constant_of_shape(value, ins)?),
         Op::Range => one(shape::range(ins)?),
         Op::Pad { mode } => one(movement::pad(*mode, ins)?),
-        other => kernel::bail!("the interpreter has no kernel for {} yet", other.onnx_name()),
+        Op::Resize(r) => one(resize::resize(r, ins)?),
+        Op::If { then_branch, else_branch } => control::if_op(then_branch, else_branch, ins),
+        Op::Loop(l) => control::loop_op(l, ins),
+        Op::Scan(s) => control::scan_op(s, ins),
     }
 }
