@@ -61,6 +61,10 @@ fn tensors_are_little_endian_raw_data() {
 
 /// x: f32[batch,3,8,8] → Conv → Relu → MaxPool → GlobalAveragePool → Flatten → Gemm → Softmax.
 fn cnn() -> Graph {
+    cnn_with(true)
+}
+
+fn cnn_with(legacy_softmax: bool) -> Graph {
     let mut g = Graph::new("cnn");
     let x = g.add_input("x", TensorType::new(DType::F32, [Dim::from("batch"), 3.into(), 8.into(), 8.into()]));
     let w = g.add_const("w", Tensor::seeded(DType::F32, &[4, 3, 3, 3], "w", 0.0, 0.1).unwrap());
@@ -76,7 +80,7 @@ fn cnn() -> Graph {
     let w2 = g.add_const("w2", Tensor::seeded(DType::F32, &[2, 4], "w2", 0.0, 0.1).unwrap());
     let gemm = Gemm { trans_b: true, ..Default::default() };
     let y = g.add("logits", Op::Gemm(gemm), &[f, w2]).unwrap();
-    let s = g.add("prob", Op::Softmax { axis: 1, legacy: true }, &[y]).unwrap();
+    let s = g.add("prob", Op::Softmax { axis: 1, legacy: legacy_softmax }, &[y]).unwrap();
     g.set_outputs(vec![s]);
     g
 }
@@ -183,13 +187,12 @@ fn loop_bodies_read_captures_as_outer_names() {
     assert_eq!(outputs, ["cond_in", "next"]);
 }
 
-#[test]
-fn if_branches_reference_captures_and_shared_constants_by_outer_name() {
+/// `if c then x + k else x * k`, then `- k`: the branches capture `x` and share the outer `k`.
+fn if_graph() -> Graph {
     let mut g = Graph::new("t");
     let c = g.add_input("c", TensorType::scalar(DType::Bool));
     let x = g.add_input("x", TensorType::known(DType::F32, &[2]));
     let k = Tensor::vector(vec![2.0f32, 3.0]);
-    g.add_const("k", k.clone());
     let branch = |op: Binary| {
         let mut b = Graph::new("branch");
         let xin = b.add_input("x", TensorType::known(DType::F32, &[2]));
@@ -200,7 +203,15 @@ fn if_branches_reference_captures_and_shared_constants_by_outer_name() {
     };
     let op = Op::If { then_branch: Box::new(branch(Binary::Add)), else_branch: Box::new(branch(Binary::Mul)) };
     let id = g.add_node("if", op, &[Some(c), Some(x)], &["out".into()]).unwrap();
-    g.set_outputs(vec![ValueRef::first(id)]);
+    let kout = g.add_const("k", k.clone());
+    let z = g.add("z", Op::Binary(Binary::Sub), &[ValueRef::first(id), kout]).unwrap();
+    g.set_outputs(vec![z]);
+    g
+}
+
+#[test]
+fn if_branches_reference_captures_and_shared_constants_by_outer_name() {
+    let g = if_graph();
     let g = export(g);
     let n = node(&g, "If");
     assert_eq!(n.input, ["c"]);
@@ -241,4 +252,161 @@ fn unexportable_attributes_are_errors_naming_the_node() {
     g.set_outputs(vec![y]);
     let err = to_bytes(&model(g)).unwrap_err();
     assert!(err.to_string().contains("node 'lp' (GlobalLpPool)"), "{err}");
+}
+
+/// Export, then import with Kiln's importer.
+fn reimport(g: &Graph) -> Graph {
+    let bytes = to_bytes(&model(g.clone())).unwrap();
+    let back = crate::onnx::import::load_bytes(&bytes, None).unwrap();
+    assert_eq!(back.opset, TARGET_OPSET);
+    back.graph
+}
+
+/// The text form survives export → import unchanged.
+fn assert_round_trip(g: Graph) {
+    g.verify().unwrap();
+    let back = reimport(&g);
+    back.verify().unwrap();
+    assert_eq!(kiln_ir::text::to_text(&back), kiln_ir::text::to_text(&g));
+}
+
+#[test]
+fn round_trip_cnn() {
+    assert_round_trip(cnn_with(false));
+}
+
+#[test]
+fn round_trip_control_flow() {
+    let mut body = Graph::new("body");
+    body.add_input("i", TensorType::scalar(DType::I64));
+    let cond = body.add_input("cond_in", TensorType::scalar(DType::Bool));
+    let acc = body.add_input("acc", TensorType::known(DType::F32, &[2]));
+    let scale = body.add_input("scale", TensorType::known(DType::F32, &[2]));
+    let next = body.add("next", Op::Binary(Binary::Mul), &[acc, scale]).unwrap();
+    body.set_outputs(vec![cond, next, next]);
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[2]));
+    let scale = g.add_input("scale", TensorType::known(DType::F32, &[2]));
+    let m = g.add_const("m", Tensor::scalar(3i64));
+    let l = Op::Loop(Loop { body, num_captures: 1 });
+    let id = g.add_node("loop", l, &[Some(m), None, Some(x), Some(scale)], &["out".into(), "scans".into()]).unwrap();
+    g.set_outputs(vec![ValueRef::first(id), ValueRef { node: id, output: 1 }]);
+    assert_round_trip(g);
+    assert_round_trip(if_graph());
+}
+
+/// One node of (almost) every op kind over a 4-D input, for round trips.
+fn zoo() -> Graph {
+    use kiln_ir::op::*;
+    let mut g = Graph::new("zoo");
+    let x = g.add_input("x", TensorType::new(DType::F32, [1.into(), 2.into(), Dim::from("h"), 4.into()]));
+    let k = |g: &mut Graph, name: &str, t: Tensor| g.add_const(name, t);
+    let i64s = |v: &[i64]| Tensor::vector(v.to_vec());
+    let unaries = [
+        Unary::Elu { alpha: 0.5 },
+        Unary::Selu { alpha: 1.5, gamma: 1.1 },
+        Unary::Celu { alpha: 1.0 },
+        Unary::ThresholdedRelu { alpha: 0.3 },
+        Unary::HardSigmoid { alpha: 0.2, beta: 0.5 },
+        Unary::HardSwish,
+        Unary::Mish,
+        Unary::Round,
+        Unary::Gelu { tanh_approx: true },
+    ];
+    let mut outs: Vec<ValueRef> =
+        unaries.iter().enumerate().map(|(i, &u)| g.add(&format!("u{i}"), Op::Unary(u), &[x]).unwrap()).collect();
+    // Constants are created just before their first reader, where the importer creates them.
+    let two = k(&mut g, "two", Tensor::scalar(2.0f32));
+    let mut add = |g: &mut Graph, name: &str, op: Op, ins: &[ValueRef]| {
+        let v = g.add(name, op, ins).unwrap();
+        outs.push(v);
+        v
+    };
+    add(&mut g, "pow", Op::Binary(Binary::Pow), &[x, two]);
+    add(&mut g, "fmod", Op::Binary(Binary::Mod { fmod: true }), &[x, two]);
+    let lt = add(&mut g, "lt", Op::Binary(Binary::Less), &[x, two]);
+    let ge = add(&mut g, "ge", Op::Binary(Binary::GreaterOrEqual), &[x, two]);
+    let both = add(&mut g, "both", Op::Binary(Binary::And), &[lt, ge]);
+    add(&mut g, "not", Op::Unary(Unary::Not), &[both]);
+    add(&mut g, "where", Op::Where, &[lt, x, two]);
+    add(&mut g, "sum", Op::Variadic(Variadic::Sum), &[x, two, x]);
+    add(&mut g, "mean", Op::Variadic(Variadic::Mean), &[x, two]);
+    let xi = add(&mut g, "xi", Op::Cast { to: DType::I32 }, &[x]);
+    add(&mut g, "band", Op::Binary(Binary::BitwiseAnd), &[xi, xi]);
+    add(&mut g, "castlike", Op::CastLike, &[xi, x]);
+    let wt = k(&mut g, "wt", Tensor::seeded(DType::F32, &[2, 3, 3, 3], "wt", 0.0, 0.1).unwrap());
+    let window = Window { strides: vec![2, 2], pads: vec![1, 1, 1, 1], ..Default::default() };
+    let ct = ConvTranspose { window, group: 1, output_padding: vec![1, 1], output_shape: None };
+    add(&mut g, "convt", Op::ConvTranspose(ct), &[x, wt]);
+    let (sc, bi) =
+        (k(&mut g, "sc", Tensor::vector(vec![1.0f32, 2.0])), k(&mut g, "bi", Tensor::vector(vec![0.0f32, 1.0])));
+    let (mn, vr) =
+        (k(&mut g, "mn", Tensor::vector(vec![0.1f32, 0.2])), k(&mut g, "vr", Tensor::vector(vec![1.0f32, 2.0])));
+    add(&mut g, "bn", Op::BatchNorm { epsilon: 1e-5 }, &[x, sc, bi, mn, vr]);
+    add(&mut g, "inorm", Op::InstanceNorm { epsilon: 1e-5 }, &[x, sc, bi]);
+    let s4 = k(&mut g, "s4", Tensor::vector(vec![1.0f32; 4]));
+    add(&mut g, "ln", Op::LayerNorm { axis: -1, epsilon: 1e-5 }, &[x, s4]);
+    add(&mut g, "lrn", Op::Lrn(Lrn { size: 3, alpha: 1e-4, beta: 0.75, bias: 1.0 }), &[x]);
+    let window = Window { kernel_shape: Some(vec![2, 2]), auto_pad: AutoPad::SameUpper, ..Default::default() };
+    add(
+        &mut g,
+        "lp",
+        Op::Pool(Pool { kind: PoolKind::Lp { p: 2.0 }, window, ceil_mode: false, storage_order: 0 }),
+        &[x],
+    );
+    add(&mut g, "glp", Op::GlobalPool(PoolKind::Lp { p: 2.0 }), &[x]);
+    add(&mut g, "gmp", Op::GlobalPool(PoolKind::Max), &[x]);
+    add(&mut g, "hardmax", Op::Hardmax { axis: 1, legacy: false }, &[x]);
+    add(&mut g, "argmax", Op::ArgMax { axis: 1, keepdims: true, select_last_index: true }, &[x]);
+    add(&mut g, "argmin", Op::ArgMin { axis: -1, keepdims: false, select_last_index: false }, &[x]);
+    add(&mut g, "cat", Op::Concat { axis: 1 }, &[x, x]);
+    let idx = k(&mut g, "idx", i64s(&[1, 0]));
+    add(&mut g, "gather", Op::Gather { axis: 1 }, &[x, idx]);
+    let idxn = k(&mut g, "idxn", Tensor::from_vec(&[1, 2], vec![0i64, 1]).unwrap());
+    add(&mut g, "gathernd", Op::GatherNd { batch_dims: 0 }, &[x, idxn]);
+    let shape = k(&mut g, "shape", i64s(&[2, -1]));
+    add(&mut g, "reshape", Op::Reshape { allowzero: false }, &[x, shape]);
+    add(&mut g, "flat", Op::Flatten { axis: 2 }, &[x]);
+    add(&mut g, "perm", Op::Transpose { perm: Some(vec![0, 3, 1, 2]) }, &[x]);
+    add(&mut g, "rev", Op::Transpose { perm: None }, &[x]);
+    let ax0 = k(&mut g, "ax0", i64s(&[0]));
+    let sq = add(&mut g, "squeeze", Op::Squeeze, &[x, ax0]);
+    add(&mut g, "unsqueeze", Op::Unsqueeze, &[sq, ax0]);
+    let eshape = k(&mut g, "eshape", i64s(&[3, 1, 1, 1]));
+    add(&mut g, "expand", Op::Expand, &[x, eshape]);
+    let reps = k(&mut g, "reps", i64s(&[1, 1, 2, 1]));
+    add(&mut g, "tile", Op::Tile, &[x, reps]);
+    add(&mut g, "size", Op::Size, &[x]);
+    let shp = add(&mut g, "shp", Op::Shape { start: 1, end: Some(-1) }, &[x]);
+    add(&mut g, "fill", Op::ConstantOfShape { value: Tensor::vector(vec![7i64]) }, &[shp]);
+    let (r0, r1, r2) = (
+        k(&mut g, "r0", Tensor::scalar(0i64)),
+        k(&mut g, "r1", Tensor::scalar(5i64)),
+        k(&mut g, "r2", Tensor::scalar(2i64)),
+    );
+    add(&mut g, "range", Op::Range, &[r0, r1, r2]);
+    let pads = k(&mut g, "pads", i64s(&[0, 0, 1, 1, 0, 0, 1, 1]));
+    add(&mut g, "pad", Op::Pad { mode: PadMode::Reflect }, &[x, pads]);
+    let (starts, ends, axes) =
+        (k(&mut g, "starts", i64s(&[1])), k(&mut g, "ends", i64s(&[3])), k(&mut g, "axes", i64s(&[3])));
+    add(&mut g, "slice", Op::Slice, &[x, starts, ends, axes]);
+    add(
+        &mut g,
+        "reduce",
+        Op::Reduce { op: ReduceOp::LogSumExp, keepdims: false, noop_with_empty_axes: false },
+        &[x, axes],
+    );
+    add(&mut g, "identity", Op::Identity, &[x]);
+    let scales = k(&mut g, "scales", Tensor::vector(vec![1.0f32, 1.0, 2.0, 2.0]));
+    let resize = Resize { mode: ResizeMode::Linear, coord: ResizeCoord::AlignCorners, ..Default::default() };
+    let rz = g.add_node("resize", Op::Resize(resize), &[Some(x), None, Some(scales)], &["resize".into()]).unwrap();
+    let dr = g.add_node("dropout", Op::Dropout, &[Some(x)], &["dropout".into(), "mask".into()]).unwrap();
+    outs.extend([ValueRef::first(rz), ValueRef::first(dr), ValueRef { node: dr, output: 1 }]);
+    g.set_outputs(outs);
+    g
+}
+
+#[test]
+fn round_trip_op_zoo() {
+    assert_round_trip(zoo());
 }
