@@ -48,4 +48,4 @@ if __name__ == "__main__":
     for name in ["x", "data_0"]:
         print(name, [f"0x{v:016x}" for v in next_u64s(name, 3).tolist()])
     t = seeded(np.float32, [4], "conv1_w_0", 0.0, float(np.float32(0.5)))
-    print("seeded(f32, [4], conv1_w_0, 0, 0.5)", [float(v).hex() for v in t], t.tolist())
+    print("seeded(f32, [4], conv1_w_0, 0, 0.5)", t.tolist(), "bits", [f"0x{b:08x}" for b in t.view(np.uint32)])
