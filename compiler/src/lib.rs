@@ -1,6 +1,41 @@
 //! Kiln: an ONNX compiler for neural networks — driver, ONNX import/export, CLI and public API.
+//!
+//! - [`model`]: [`Model`], a graph plus the ONNX metadata needed to report on and export it;
+//! - [`onnx`]: ONNX import into Kiln's IR and export back;
+//! - [`driver`]: [`Session`], the steps a command takes (load, bind, check, run, optimize, save);
+//! - [`npy`]: NumPy `.npy` files to and from tensors;
+//! - [`stats`]: what `kiln inspect` reports and `kiln run`'s output summaries;
+//! - [`error`]: [`KilnError`], every failure with the context a user needs;
+//! - [`cli`]: the `kiln` command line, runnable in-process.
+//!
+//! ```
+//! use kiln::driver::{memory::Limit, BackendKind, Session};
+//! use kiln::Model;
+//! use kiln_ir::{op::Unary, DType, Dim, Graph, Op, TensorType};
+//!
+//! let mut graph = Graph::new("main");
+//! let x = graph.add_input("x", TensorType::new(DType::F32, [Dim::from("batch"), Dim::from(4)]));
+//! let y = graph.add("y", Op::Unary(Unary::Relu), &[x])?;
+//! graph.set_outputs(vec![y]);
+//! let model = Model { graph, opset: 17, ir_version: 8, producer: "doc".into() };
+//!
+//! let mut session = Session::from_model(model);
+//! let inputs = session.prepare(&[("batch".into(), 2)], vec![], Limit::from_system())?;
+//! let outputs = session.run(BackendKind::Interp, &inputs)?;
+//! assert_eq!(outputs[0].0, "y");
+//! assert_eq!(outputs[0].1.shape(), &[2, 4]);
+//! assert!(outputs[0].1.to_vec::<f32>().iter().all(|&v| v >= 0.0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+pub mod cli;
+pub mod driver;
+pub mod error;
 pub mod model;
+pub mod npy;
 pub mod onnx;
+pub mod stats;
 
+pub use driver::{BackendKind, Session};
+pub use error::KilnError;
 pub use model::Model;

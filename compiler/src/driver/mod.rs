@@ -1,0 +1,134 @@
+//! The session API the CLI and tests use: load a model, bind dims and inputs, check memory, run on
+//! a backend, optimize and save. Each step adds the context (file, input, backend) that turns a
+//! lower layer's error into a [`KilnError`] a user can act on.
+//!
+//! - [`inputs`]: matching given tensors to graph inputs, binding dims, generating the rest;
+//! - [`memory`]: the peak-memory estimate and the check against the machine;
+//! - [`files`]: all-or-nothing file writing and output file names.
+
+pub mod files;
+pub mod inputs;
+pub mod memory;
+
+pub use inputs::GivenInput;
+
+use crate::{npy, KilnError, Model};
+use kiln_backends::{interp, Backend};
+use kiln_ir::{Op, Tensor};
+use kiln_passes::{ConstantFold, DeadCode, Evaluator, PassManager, PassStats};
+use std::path::{Path, PathBuf};
+
+/// Which backend runs the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The reference interpreter.
+    #[default]
+    Interp,
+    /// The Cranelift JIT (not built yet).
+    Jit,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Interp => "interp",
+            BackendKind::Jit => "jit",
+        }
+    }
+
+    fn backend(self) -> Result<Box<dyn Backend>, KilnError> {
+        match self {
+            BackendKind::Interp => Ok(Box::new(interp::Interpreter)),
+            BackendKind::Jit => Err(KilnError::JitNotBuilt),
+        }
+    }
+}
+
+/// Constant folding evaluates through the reference interpreter's kernels.
+struct InterpEvaluator;
+
+impl Evaluator for InterpEvaluator {
+    fn eval(&self, op: &Op, inputs: &[Option<Tensor>], num_outputs: usize) -> Result<Vec<Tensor>, String> {
+        interp::eval_node(op, inputs, num_outputs).map_err(|e| e.to_string())
+    }
+}
+
+/// One model being worked on.
+#[derive(Clone, Debug)]
+pub struct Session {
+    model: Model,
+}
+
+impl Session {
+    /// Imports an ONNX file.
+    pub fn load(path: &Path) -> Result<Session, KilnError> {
+        Ok(Session { model: crate::onnx::import::load_file(path)? })
+    }
+
+    pub fn from_model(model: Model) -> Session {
+        Session { model }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn into_model(self) -> Model {
+        self.model
+    }
+
+    /// Reads `.npy` files for named inputs; names are checked against the graph first, so a typo
+    /// is reported with the valid names rather than as a file error.
+    pub fn read_inputs(&self, specs: &[(String, PathBuf)]) -> Result<Vec<GivenInput>, KilnError> {
+        inputs::check_names(&self.model.graph, specs.iter().map(|(n, _)| n.as_str()))?;
+        specs
+            .iter()
+            .map(|(name, path)| {
+                let bytes = std::fs::read(path).map_err(|source| KilnError::Io {
+                    action: "read",
+                    path: path.clone(),
+                    source,
+                })?;
+                let tensor = npy::from_bytes(&bytes).map_err(|source| KilnError::Npy {
+                    input: name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(GivenInput { name: name.clone(), path: path.clone(), tensor })
+            })
+            .collect()
+    }
+
+    /// Binds `dims` (and the dims given tensors fix), checks the peak memory against `limit`,
+    /// and returns one tensor per graph input, generating those not given.
+    pub fn prepare(
+        &mut self,
+        dims: &[(String, usize)],
+        given: Vec<GivenInput>,
+        limit: memory::Limit,
+    ) -> Result<Vec<Tensor>, KilnError> {
+        inputs::bind_and_fill(&mut self.model.graph, dims, given, |g| memory::check(g, limit).map(drop))
+    }
+
+    /// Runs the model; returns each graph output with its name.
+    pub fn run(&self, backend: BackendKind, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, KilnError> {
+        let exec = |e| KilnError::Exec { backend: backend.name(), source: Box::new(e) };
+        let exe = backend.backend()?.prepare(&self.model.graph).map_err(exec)?;
+        let outputs = exe.run(inputs).map_err(exec)?;
+        let g = &self.model.graph;
+        Ok(g.outputs().iter().map(|&v| g.value_name(v).to_string()).zip(outputs).collect())
+    }
+
+    /// Constant folding (through the interpreter's kernels) then dead-code removal.
+    pub fn optimize(&mut self) -> Result<Vec<PassStats>, KilnError> {
+        let passes = PassManager::new().with(ConstantFold::new(Box::new(InterpEvaluator))).with(DeadCode);
+        Ok(passes.run(&mut self.model.graph)?)
+    }
+
+    /// Writes the model as ONNX (atomically: a temporary file, then a rename).
+    pub fn save(&self, path: &Path) -> Result<(), KilnError> {
+        crate::onnx::export::save_file(&self.model, path)
+            .map_err(|source| KilnError::Export { path: path.to_path_buf(), source })
+    }
+}
