@@ -46,7 +46,8 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_path_buf()
 }
 
-/// Every weight: a float constant or float `ConstantOfShape` output that something reads.
+/// Weight candidates: float constants and float `ConstantOfShape` outputs that something reads
+/// ([`weight_range`] says which of them are weights).
 pub fn weights(g: &Graph) -> Vec<ValueRef> {
     g.node_ids()
         .into_iter()
@@ -185,8 +186,8 @@ pub struct Meta {
     pub inputs: Vec<InputMeta>,
     pub outputs: Vec<ValueMeta>,
     pub logits: ValueMeta,
-    /// Each weight's `[center, half_width]` as the script chose it.
-    pub weights: BTreeMap<String, (f32, f32)>,
+    /// Each weight's range (`[center, half_width]` in the file) as the script chose it.
+    pub weights: BTreeMap<String, Range>,
     /// The fixture directory.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -249,13 +250,11 @@ impl LightModel {
     /// Checks that Kiln re-created the script's randomization: the same weights with the same
     /// ranges, the same logits and inputs whose first values agree.
     pub fn check_spec(&self) -> Result<()> {
-        let ours: BTreeMap<&str, (f32, f32)> =
-            self.ranges.iter().map(|(n, r)| (n.as_str(), (r.center, r.half_width))).collect();
-        let theirs: BTreeMap<&str, (f32, f32)> = self.meta.weights.iter().map(|(n, &r)| (n.as_str(), r)).collect();
-        for (n, r) in &theirs {
+        let (ours, theirs) = (&self.ranges, &self.meta.weights);
+        for (n, r) in theirs {
             ensure!(ours.get(n) == Some(r), "{}: weight '{n}': script {r:?}, Kiln {:?}", self.name, ours.get(n));
         }
-        let extra: Vec<&&str> = ours.keys().filter(|n| !theirs.contains_key(*n)).collect();
+        let extra: Vec<&String> = ours.keys().filter(|n| !theirs.contains_key(*n)).collect();
         ensure!(extra.is_empty(), "{}: Kiln randomized weights the script did not: {extra:?}", self.name);
         ensure!(self.output_names.contains(&self.meta.logits.name), "{}: logits differ", self.name);
         ensure!(self.inputs.len() == self.meta.inputs.len(), "{}: input count differs", self.name);
