@@ -204,7 +204,10 @@ pub(crate) fn node_name(node: &NodeProto) -> String {
 /// The declared type of a graph input, or `hint` where the declaration is incomplete.
 fn input_type(vi: &ValueInfoProto, hint: Option<TensorType>) -> Result<TensorType, ImportError> {
     let err = |message: String| ImportError::Input { name: vi.name.clone(), message };
-    let declared = vi.type_.as_ref().filter(|t| t.has_tensor_type()).map(|t| t.tensor_type());
+    if vi.type_.as_ref().is_some_and(|t| t.value.is_some() && !t.has_tensor_type()) {
+        return Err(err("only tensors are supported (not sequences, maps or optionals)".into()));
+    }
+    let declared = vi.type_.as_ref().map(|t| t.tensor_type());
     let Some(tt) = declared.filter(|t| t.elem_type != 0 && t.shape.is_some()) else {
         return hint.ok_or_else(|| err("has no tensor type with a shape".into()));
     };

@@ -47,47 +47,42 @@ fn import(bytes: &[u8], base_dir: Option<&Path>, origin: &str) -> Result<Model, 
     let proto = ModelProto::parse_from_bytes(bytes)
         .map_err(|e| ImportError::Corrupt { origin: origin.to_string(), message: e.to_string() })?;
     let gp = proto.graph.as_ref().ok_or_else(|| ImportError::NoGraph { origin: origin.to_string() })?;
-    let opset = default_opset(&proto)?;
+    let opsets: HashMap<&str, i64> = proto
+        .opset_import
+        .iter()
+        .map(|o| (if is_default_domain(&o.domain) { "" } else { o.domain.as_str() }, o.version))
+        .collect();
     let mut unsupported = Vec::new();
-    check_ops(gp, opset, &mut unsupported);
+    check_ops(gp, &opsets, &mut unsupported);
     if !unsupported.is_empty() {
         return Err(ImportError::Unsupported(unsupported));
+    }
+    let opset = *opsets.get("").ok_or(ImportError::NoOpset)?;
+    if opset < MIN_OPSET {
+        return Err(ImportError::OldOpset(opset));
     }
     let graph = Builder::new(Ctx { base_dir, opset }, gp, HashMap::new()).build(gp, &[], &[])?;
     let producer = format!("{} {}", proto.producer_name, proto.producer_version).trim().to_string();
     Ok(Model { graph, opset, ir_version: proto.ir_version, producer })
 }
 
-/// The default-domain opset version, checked against [`MIN_OPSET`].
-fn default_opset(proto: &ModelProto) -> Result<i64, ImportError> {
-    let opset = proto
-        .opset_import
-        .iter()
-        .filter(|o| is_default_domain(&o.domain))
-        .map(|o| o.version)
-        .max()
-        .ok_or(ImportError::NoOpset)?;
-    if opset < MIN_OPSET {
-        return Err(ImportError::OldOpset(opset));
-    }
-    Ok(opset)
-}
-
 fn is_default_domain(domain: &str) -> bool {
     domain.is_empty() || domain == "ai.onnx"
 }
 
-/// Collects every node (nested graphs included) whose op the registry does not know.
-fn check_ops(gp: &GraphProto, opset: i64, out: &mut Vec<UnsupportedOp>) {
+/// Collects every node (nested graphs included) whose op the registry does not know, with the
+/// opset its domain is imported at (0 if the model does not import that domain).
+fn check_ops(gp: &GraphProto, opsets: &HashMap<&str, i64>, out: &mut Vec<UnsupportedOp>) {
     for n in &gp.node {
-        let known = is_default_domain(&n.domain) && ops::lookup(&n.op_type).is_some();
-        if !known {
-            let op =
-                if is_default_domain(&n.domain) { n.op_type.clone() } else { format!("{}::{}", n.domain, n.op_type) };
+        let default = is_default_domain(&n.domain);
+        if !default || ops::lookup(&n.op_type).is_none() {
+            let domain = if default { "" } else { n.domain.as_str() };
+            let op = if default { n.op_type.clone() } else { format!("{}::{}", n.domain, n.op_type) };
+            let opset = opsets.get(domain).copied().unwrap_or(0);
             out.push(UnsupportedOp { node: node_name(n), op, opset });
         }
         for (_, g) in attrs::Attrs::graphs(n) {
-            check_ops(g, opset, out);
+            check_ops(g, opsets, out);
         }
     }
 }

@@ -217,13 +217,15 @@ fn every_unsupported_op_is_listed_at_once() {
         vec![untyped("w"), untyped("z"), untyped("o")],
         vec![],
     );
-    let Err(ImportError::Unsupported(ops)) = import(&model(g, 17)) else { panic!("expected an unsupported-op error") };
+    let mut m = model(g, 17);
+    m.opset_import.push(OperatorSetIdProto { domain: "com.example".into(), version: 1, ..Default::default() });
+    let Err(ImportError::Unsupported(ops)) = import(&m) else { panic!("expected an unsupported-op error") };
     let listed: Vec<String> = ops.iter().map(ToString::to_string).collect();
     assert_eq!(
         listed,
         [
             "node 'm': Mystery (opset 17)",
-            "node 'c': com.example::Relu (opset 17)",
+            "node 'c': com.example::Relu (opset 1)",
             "node 'inner': Frobnicate (opset 17)"
         ]
     );
@@ -290,6 +292,16 @@ fn invalid_attributes_name_the_node() {
     );
     let err = import(&model(g, 13)).unwrap_err().to_string();
     assert!(err.contains("'tr'") && err.contains("INTS"), "{err}");
+}
+
+#[test]
+fn non_tensor_inputs_are_refused() {
+    let seq = type_proto::Sequence { elem_type: vi("e", DType::F32, &["2"]).type_, ..Default::default() };
+    let ty = TypeProto { value: Some(type_proto::Value::SequenceType(seq)), ..Default::default() };
+    let x = ValueInfoProto { name: "x".into(), type_: Some(ty).into(), ..Default::default() };
+    let g = graph(vec![node("Identity", "i", &["x"], &["y"], vec![])], vec![x], vec![untyped("y")], vec![]);
+    let err = import(&model(g, 13)).unwrap_err().to_string();
+    assert!(err.contains("'x'") && err.contains("only tensors"), "{err}");
 }
 
 #[test]
@@ -674,7 +686,7 @@ fn light_models_import_and_verify() {
         assert_eq!(m.graph.inputs().len(), 1, "{}: weights are constants, not inputs", p.display());
         // Oracle: the output shapes the model file declares.
         let proto = ModelProto::parse_from_bytes(&std::fs::read(&p).unwrap()).unwrap();
-        let declared: Vec<Vec<Dim>> = proto.graph.output.iter().map(|o| declared_shape(o)).collect();
+        let declared: Vec<Vec<Dim>> = proto.graph.output.iter().map(declared_shape).collect();
         let inferred: Vec<Vec<Dim>> = m.graph.output_types().into_iter().map(|t| t.shape).collect();
         assert_eq!(inferred, declared, "{}", p.display());
     }
