@@ -13,17 +13,18 @@ pub enum ExecError {
     #[error("input '{input}' expects {expected} but got {got}: {message}")]
     InputMismatch { input: String, expected: String, got: String, message: String },
     /// A kernel failed (shape mismatch at run time, bad index, unsupported attribute, ...).
-    #[error("{}({op}): {message}", node_label(.node))]
+    #[error("{}: {message}", label(.node, .op))]
     Kernel { node: String, op: String, message: String },
     /// The graph itself is malformed (e.g. a cycle).
     #[error(transparent)]
     Graph(#[from] GraphError),
 }
 
-fn node_label(node: &str) -> String {
+/// `node 'conv1' (Conv)`, or just `Conv` when the node is unknown (single-op evaluation).
+fn label(node: &str, op: &str) -> String {
     if node.is_empty() {
-        String::new()
+        op.to_string()
     } else {
-        format!("node '{node}' ")
+        format!("node '{node}' ({op})")
     }
 }

@@ -24,8 +24,8 @@ fn operands<'a>(x: &'a [usize], w: &'a [usize], group: usize) -> KResult<Operand
     if x.len() < 3 || w.len() != x.len() {
         bail!("input {} and weight {} must have equal rank of at least 3", show(x), show(w));
     }
-    if w[2..].contains(&0) {
-        bail!("weight {} has an empty kernel", show(w));
+    if w[2..].contains(&0) || x[2..].contains(&0) {
+        bail!("input {} and weight {} must have non-empty spatial dims", show(x), show(w));
     }
     let group = group.max(1);
     Ok(Operands { batch: x[0], channels: x[1], spatial: &x[2..], kernel: &w[2..], group })
@@ -163,9 +163,6 @@ fn conv_transpose_typed<T: Real>(
     let (wc, mg) = (w.shape()[0], w.shape()[1]);
     if o.channels != wc || wc % o.group != 0 {
         bail!("input {} and weight {} do not fit group {}", show(x.shape()), show(w.shape()), o.group);
-    }
-    if o.spatial.contains(&0) {
-        bail!("input {} has an empty spatial dim", show(x.shape()));
     }
     let geo = c.resolve(o.spatial, o.kernel)?;
     let (cg, m) = (wc / o.group, mg * o.group);

@@ -169,3 +169,76 @@ fn check_outputs(g: &Graph, id: NodeId, outs: &[Tensor]) -> Result<(), ExecError
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::interp::run_graph;
+    use crate::{Backend, ExecError};
+    use kiln_ir::op::{Binary, Unary};
+    use kiln_ir::{DType, Dim, Graph, Op, Tensor, TensorType};
+
+    /// `y = relu(x + b)`, `x: f32[n,2]`, with `s = x + b` also readable as an extra.
+    fn small() -> (Graph, kiln_ir::ValueRef) {
+        let mut g = Graph::new("small");
+        let x = g.add_input("x", TensorType::new(DType::F32, [Dim::from("n"), Dim::from(2)]));
+        let b = g.add_const("b", Tensor::vector(vec![1.0f32, -1.0]));
+        let s = g.add("s", Op::Binary(Binary::Add), &[x, b]).unwrap();
+        let y = g.add("y", Op::Unary(Unary::Relu), &[s]).unwrap();
+        g.set_outputs(vec![y]);
+        (g, s)
+    }
+
+    #[test]
+    fn runs_and_returns_extra_values() {
+        let (g, s) = small();
+        let x = Tensor::from_vec(&[2, 2], vec![0.0f32, 0.5, -3.0, 2.0]).unwrap();
+        let (outs, extra) = run_graph(&g, &[x.clone()], &[s]).unwrap();
+        assert_eq!(outs[0].to_vec::<f32>(), vec![1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(extra[0].to_vec::<f32>(), vec![1.0, -0.5, -2.0, 1.0]);
+        let exe = crate::interp::Interpreter.prepare(&g).unwrap();
+        assert_eq!(exe.run(&[x]).unwrap(), outs);
+    }
+
+    #[test]
+    fn inputs_are_checked_against_declared_types() {
+        let (g, _) = small();
+        let err = |inputs: &[Tensor]| run_graph(&g, inputs, &[]).unwrap_err();
+        assert!(matches!(err(&[]), ExecError::InputCount { expected: 1, got: 0, .. }));
+        let wrong_dtype = Tensor::zeros(DType::F64, &[1, 2]).unwrap();
+        let e = err(&[wrong_dtype]);
+        assert!(matches!(&e, ExecError::InputMismatch { input, .. } if input == "x"), "{e}");
+        assert!(e.to_string().contains("dtype f64"), "{e}");
+        assert!(err(&[Tensor::zeros(DType::F32, &[2]).unwrap()]).to_string().contains("rank 1"));
+        assert!(err(&[Tensor::zeros(DType::F32, &[2, 3]).unwrap()]).to_string().contains("dim 1 is 3 but must be 2"));
+    }
+
+    #[test]
+    fn symbols_bind_consistently_and_runtime_shapes_are_checked() {
+        let mut g = Graph::new("two");
+        let a = g.add_input("a", TensorType::new(DType::F32, [Dim::from("n")]));
+        let b = g.add_input("b", TensorType::new(DType::F32, [Dim::from("n")]));
+        let c = g.add_input("c", TensorType::new(DType::F32, [Dim::from("m")]));
+        let ab = g.add("ab", Op::Binary(Binary::Add), &[a, b]).unwrap();
+        let abc = g.add("abc", Op::Binary(Binary::Mul), &[ab, c]).unwrap();
+        g.set_outputs(vec![abc]);
+        let v = |n: usize| Tensor::zeros(DType::F32, &[n]).unwrap();
+        let e = run_graph(&g, &[v(2), v(3), v(2)], &[]).unwrap_err();
+        assert!(e.to_string().contains("input 'a' binds 'n' to 2"), "{e}");
+        let e = run_graph(&g, &[v(2), v(2), v(3)], &[]).unwrap_err();
+        assert!(matches!(&e, ExecError::Kernel { node, op, .. } if node == "abc" && op == "Mul"), "{e}");
+        assert!(e.to_string().contains("cannot be broadcast"), "{e}");
+        assert_eq!(run_graph(&g, &[v(2), v(2), v(1)], &[]).unwrap().0[0].shape(), &[2]);
+    }
+
+    #[test]
+    fn bad_data_is_an_error_naming_node_and_op() {
+        let mut g = Graph::new("gather");
+        let data = g.add_const("data", Tensor::vector(vec![1.0f32, 2.0, 3.0]));
+        let idx = g.add_input("idx", TensorType::known(DType::I64, &[1]));
+        let y = g.add("pick", Op::Gather { axis: 0 }, &[data, idx]).unwrap();
+        g.set_outputs(vec![y]);
+        assert_eq!(run_graph(&g, &[Tensor::vector(vec![-1i64])], &[]).unwrap().0[0].to_vec::<f32>(), vec![3.0]);
+        let e = run_graph(&g, &[Tensor::vector(vec![3i64])], &[]).unwrap_err();
+        assert_eq!(e.to_string(), "node 'pick' (Gather): index 3 is out of range for an axis of extent 3");
+    }
+}

@@ -80,7 +80,11 @@ pub(crate) fn slice(ins: &[Option<Tensor>]) -> KResult<Tensor> {
 /// Reshape(data, shape) with 0 = copy (unless allowzero) and -1 = infer.
 pub(crate) fn reshape(allowzero: bool, ins: &[Option<Tensor>]) -> KResult<Tensor> {
     let x = input(ins, 0)?;
-    let target = reshape_target(x.shape(), &i64s(ins, 1)?, allowzero)?;
+    let target = i64s(ins, 1)?;
+    if target.iter().filter(|&&t| t > 0).try_fold(1usize, |acc, &t| acc.checked_mul(t as usize)).is_none() {
+        bail!("reshape target {target:?} overflows");
+    }
+    let target = reshape_target(x.shape(), &target, allowzero)?;
     Ok(x.reshape(&target)?)
 }
 
@@ -168,8 +172,8 @@ pub(crate) fn tile(ins: &[Option<Tensor>]) -> KResult<Tensor> {
 /// Where output index `o` along an axis of extent `n` with `begin` padding reads from, per mode
 /// (`None`: the constant).
 fn pad_source(mode: PadMode, o: usize, begin: i64, n: usize) -> Option<usize> {
-    let i = o as i64 - begin;
-    let n = n as i64;
+    let i = o as i128 - begin as i128;
+    let n = n as i128;
     if (0..n).contains(&i) {
         return Some(i as usize);
     }
@@ -197,14 +201,14 @@ pub(crate) fn pad(mode: PadMode, ins: &[Option<Tensor>]) -> KResult<Tensor> {
     let amounts = pad_amounts(x.rank(), &i64s(ins, 1)?, opt_i64s(ins, 3).as_deref())?;
     let mut out = Vec::with_capacity(x.rank());
     for (d, (&n, &(b, e))) in x.shape().iter().zip(&amounts).enumerate() {
-        let v = n as i64 + b + e;
+        let v = n as i128 + b as i128 + e as i128;
         if v < 0 {
             bail!("pads crop axis {d} of {} below zero", show(x.shape()));
         }
         if n == 0 && v > 0 && mode != PadMode::Constant {
             bail!("{} padding needs a non-empty axis {d}", mode.onnx_name());
         }
-        out.push(v as usize);
+        out.push(usize::try_from(v).map_err(|_| format!("pads make axis {d} too large"))?);
     }
     alloc(x.dtype(), &out)?;
     let constant = opt_input(ins, 2).filter(|t| !t.is_empty()).map(|t| t.cast(x.dtype()));

@@ -224,8 +224,8 @@ mod tests {
         let legacy = softmax(SoftmaxKind::Softmax, 1, true, &x).unwrap().to_vec::<f32>();
         // Legacy: rows of 4 — [0,1,2,3] normalized together.
         let z: f32 = (0..4).map(|i| (i as f32).exp()).sum();
-        for i in 0..4 {
-            assert!((legacy[i] - (i as f32).exp() / z).abs() < 1e-7);
+        for (i, v) in legacy[..4].iter().enumerate() {
+            assert!((v - (i as f32).exp() / z).abs() < 1e-7);
         }
         assert!((legacy[..4].iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert_eq!(&legacy[4..], &[0.25; 4]);

@@ -10,8 +10,8 @@ use kiln_ir::{DType, Tensor};
 pub(crate) fn pool(p: &Pool, x: &Tensor, num_outputs: usize) -> KResult<Vec<Tensor>> {
     let shape = x.shape();
     let kernel = p.kernel();
-    if shape.len() != kernel.len() + 2 || kernel.is_empty() || kernel.contains(&0) {
-        bail!("input {} does not match kernel_shape {kernel:?}", show(shape));
+    if shape.len() != kernel.len() + 2 || kernel.is_empty() || kernel.contains(&0) || shape[2..].contains(&0) {
+        bail!("input {} does not match kernel_shape {kernel:?} (or has an empty spatial dim)", show(shape));
     }
     let dims = &shape[2..];
     let geo = p.window.resolve(dims, kernel, p.ceil_mode)?;
