@@ -5,13 +5,15 @@
 //!
 //! ```no_run
 //! let m = kiln_tests::LightModel::load("squeezenet").unwrap();
-//! let (outputs, _) = kiln_backends::interp::run_graph(&m.graph, &m.inputs, &[]).unwrap();
+//! let outputs = m.run().unwrap();
 //! for (got, want) in outputs.iter().zip(&m.expected) {
 //!     assert!(kiln_tests::rel_l2(got, want) <= 1e-4);
 //! }
 //! ```
 
 use anyhow::{bail, ensure, Context, Result};
+use kiln::driver::memory::Limit;
+use kiln::{BackendKind, Model, Session};
 use kiln_ir::op::Binary;
 use kiln_ir::{Graph, NodeId, Op, Tensor, ValueRef};
 use serde::Deserialize;
@@ -213,7 +215,8 @@ impl Meta {
 /// logits are the output itself), seeded inputs, and the references for every output.
 pub struct LightModel {
     pub name: String,
-    pub graph: Graph,
+    pub model: Model,
+    /// The spec's inputs (what `kiln run` generates when none are given).
     pub inputs: Vec<Tensor>,
     /// Names of the graph outputs, in order (the model's outputs, then the logits if added).
     pub output_names: Vec<String>,
@@ -228,14 +231,14 @@ impl LightModel {
     /// Imports `models/light/<name>.onnx`, randomizes it per the spec and loads its fixture.
     pub fn load(name: &str) -> Result<LightModel> {
         let meta = Meta::load(name)?;
-        let model = kiln::onnx::load_file(&workspace_root().join(&meta.model))?;
-        let mut graph = model.graph;
-        let ranges = randomize_weights(&mut graph)?;
-        let tap = logits(&graph);
+        let mut model = kiln::onnx::load_file(&workspace_root().join(&meta.model))?;
+        let graph = &mut model.graph;
+        let ranges = randomize_weights(graph)?;
+        let tap = logits(graph);
         if !graph.outputs().contains(&tap) {
             graph.add_output(tap);
         }
-        let inputs = seeded_inputs(&graph)?;
+        let inputs = seeded_inputs(graph)?;
         let output_names: Vec<String> = graph.outputs().iter().map(|&v| graph.value_name(v).to_string()).collect();
         let expected = output_names
             .iter()
@@ -244,7 +247,16 @@ impl LightModel {
                 None => bail!("{name}: the fixture has no reference for output '{n}'"),
             })
             .collect::<Result<_>>()?;
-        Ok(LightModel { name: name.to_string(), graph, inputs, output_names, expected, meta, ranges })
+        Ok(LightModel { name: name.to_string(), model, inputs, output_names, expected, meta, ranges })
+    }
+
+    /// Runs the model the way `kiln run` does (driver session, default inputs, interpreter),
+    /// checking on the way that the inputs it generates are the spec's.
+    pub fn run(&self) -> Result<Vec<Tensor>> {
+        let mut session = Session::from_model(self.model.clone());
+        let inputs = session.prepare(&[], vec![], Limit::from_system())?;
+        ensure!(inputs == self.inputs, "{}: kiln run's default inputs are not the spec's", self.name);
+        Ok(session.run(BackendKind::Interp, &inputs)?.into_iter().map(|(_, t)| t).collect())
     }
 
     /// Checks that Kiln re-created the script's randomization: the same weights with the same

@@ -1,8 +1,7 @@
 //! Issue 2's acceptance test: the nine ONNX light models, with seeded random weights and their
-//! logits exposed, match ONNX Runtime's outputs (relative L2 error ≤ 1e-4 per output) when run by
-//! Kiln's reference interpreter. Fixtures and the randomization spec: `tests/fixtures/light/`.
+//! logits exposed, match ONNX Runtime's outputs (relative L2 error ≤ 1e-4 per output) when run the way
+//! `kiln run` runs them (driver session, default inputs, reference interpreter). Fixtures and the randomization spec: `tests/fixtures/light/`.
 
-use kiln_backends::interp::run_graph;
 use kiln_ir::Tensor;
 use kiln_tests::{rel_l2, std_dev, LightModel, Meta, LIGHT_MODELS};
 use std::time::Instant;
@@ -15,7 +14,7 @@ fn check_model(name: &str) {
     let m = LightModel::load(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     m.check_spec().unwrap_or_else(|e| panic!("{e:#}"));
     let loaded = start.elapsed();
-    let (outputs, _) = run_graph(&m.graph, &m.inputs, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let outputs = m.run().unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let errors: Vec<(&str, f64)> = m
         .output_names
         .iter()
@@ -61,11 +60,12 @@ fn reference_logits_are_far_from_uniform() {
 #[test]
 fn a_perturbed_weight_fails_the_comparison() {
     let mut m = LightModel::load("squeezenet").unwrap();
-    let w = m.graph.find_value("conv10_w_0").expect("squeezenet's last conv weight");
-    let weight = m.graph.const_value(w).expect("weights are constants");
+    let g = &mut m.model.graph;
+    let w = g.find_value("conv10_w_0").expect("squeezenet's last conv weight");
+    let weight = g.const_value(w).expect("weights are constants");
     let perturbed = Tensor::from_vec(weight.shape(), weight.to_vec::<f32>().iter().map(|x| x * 1.001).collect());
-    m.graph.set_constant(w.node, perturbed.unwrap());
-    let (outputs, _) = run_graph(&m.graph, &m.inputs, &[]).unwrap();
+    g.set_constant(w.node, perturbed.unwrap());
+    let outputs = m.run().unwrap();
     let i = m.logits_index();
     let err = rel_l2(&outputs[i], &m.expected[i]);
     eprintln!("perturbed squeezenet: logits rel L2 {err:.3e}");
