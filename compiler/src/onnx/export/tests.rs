@@ -3,7 +3,7 @@
 
 use super::tensor::tensor_proto;
 use super::*;
-use kiln_ir::op::{Binary, Conv, Gemm, Loop, Pool, PoolKind, Unary, Window};
+use kiln_ir::op::{Binary, Conv, Gemm, Loop, Pool, PoolKind, Scan, Unary, Window};
 use kiln_ir::{DType, Dim, Graph, Op, Tensor, TensorType, ValueRef};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
@@ -293,6 +293,35 @@ fn round_trip_control_flow() {
     g.set_outputs(vec![ValueRef::first(id), ValueRef { node: id, output: 1 }]);
     assert_round_trip(g);
     assert_round_trip(if_graph());
+    assert_round_trip(scan_graph());
+}
+
+/// A running sum over the rows of `xs`, each step scaled by the captured `k`.
+fn scan_graph() -> Graph {
+    let mut body = Graph::new("body");
+    let st = body.add_input("st", TensorType::known(DType::F32, &[4]));
+    let el = body.add_input("el", TensorType::known(DType::F32, &[4]));
+    let k = body.add_input("k", TensorType::scalar(DType::F32));
+    let s1 = body.add("s1", Op::Binary(Binary::Add), &[st, el]).unwrap();
+    let s2 = body.add("s2", Op::Binary(Binary::Mul), &[s1, k]).unwrap();
+    body.set_outputs(vec![s1, s2]);
+    let mut g = Graph::new("t");
+    let xs = g.add_input("xs", TensorType::known(DType::F32, &[4, 3]));
+    let k = g.add_input("k", TensorType::scalar(DType::F32));
+    let init = g.add_const("init", Tensor::vector(vec![0.0f32; 4]));
+    let scan = Scan {
+        body,
+        num_scan_inputs: 1,
+        num_captures: 1,
+        scan_input_axes: vec![1],
+        scan_input_directions: vec![1],
+        scan_output_axes: vec![0],
+        scan_output_directions: vec![0],
+    };
+    let names = ["last".to_string(), "ys".to_string()];
+    let id = g.add_node("scan", Op::Scan(scan), &[Some(init), Some(xs), Some(k)], &names).unwrap();
+    g.set_outputs(vec![ValueRef::first(id), ValueRef { node: id, output: 1 }]);
+    g
 }
 
 /// One node of (almost) every op kind over a 4-D input, for round trips.
@@ -397,6 +426,17 @@ fn zoo() -> Graph {
         &[x, axes],
     );
     add(&mut g, "identity", Op::Identity, &[x]);
+    let w44 = k(&mut g, "w44", Tensor::seeded(DType::F32, &[4, 4], "w44", 0.0, 0.5).unwrap());
+    add(&mut g, "matmul", Op::MatMul, &[x, w44]);
+    let idx4 = k(&mut g, "idx4", Tensor::from_vec(&[1, 2, 1, 4], vec![0i64, 1, 2, 3, 3, 2, 1, 0]).unwrap());
+    add(&mut g, "gatherel", Op::GatherElements { axis: 3 }, &[x, idx4]);
+    let u8x = add(&mut g, "u8x", Op::Cast { to: DType::U8 }, &[x]);
+    let shift = k(&mut g, "shift", Tensor::scalar(1u8));
+    add(&mut g, "shr", Op::Binary(Binary::BitShiftRight), &[u8x, shift]);
+    let clip = g.add_node("clip", Op::Clip, &[Some(x), None, Some(two)], &["clip".into()]).unwrap();
+    let halves = ["half0".to_string(), "half1".to_string()];
+    let split = g.add_node("split", Op::Split { axis: 3 }, &[Some(x)], &halves).unwrap();
+    outs.extend([ValueRef::first(clip), ValueRef::first(split), ValueRef { node: split, output: 1 }]);
     let scales = k(&mut g, "scales", Tensor::vector(vec![1.0f32, 1.0, 2.0, 2.0]));
     let resize = Resize { mode: ResizeMode::Linear, coord: ResizeCoord::AlignCorners, ..Default::default() };
     let rz = g.add_node("resize", Op::Resize(resize), &[Some(x), None, Some(scales)], &["resize".into()]).unwrap();
