@@ -43,6 +43,11 @@ pub fn load_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Model, Import
     import(bytes, base_dir, "<bytes>")
 }
 
+/// Decodes one ONNX `TensorProto` (as conformance data sets store inputs and outputs).
+pub fn tensor_from_proto(t: &onnx_protobuf::TensorProto, base_dir: Option<&Path>) -> Result<kiln_ir::Tensor, ImportError> {
+    tensor::to_tensor(t, base_dir)
+}
+
 fn import(bytes: &[u8], base_dir: Option<&Path>, origin: &str) -> Result<Model, ImportError> {
     let proto = ModelProto::parse_from_bytes(bytes)
         .map_err(|e| ImportError::Corrupt { origin: origin.to_string(), message: e.to_string() })?;

@@ -662,6 +662,10 @@ fn loop_bodies_get_types_from_the_loop_and_capture_outer_values() {
 
 // ---- the light models ----
 
+fn light_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/light")
+}
+
 fn declared_shape(v: &ValueInfoProto) -> Vec<Dim> {
     let dims = &v.type_.tensor_type().shape.dim;
     dims.iter().map(|d| Dim::Known(d.dim_value() as usize)).collect()
@@ -669,7 +673,7 @@ fn declared_shape(v: &ValueInfoProto) -> Vec<Dim> {
 
 #[test]
 fn light_models_import_and_verify() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/light");
+    let dir = light_dir();
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "onnx")).collect()
@@ -691,3 +695,28 @@ fn light_models_import_and_verify() {
         assert_eq!(inferred, declared, "{}", p.display());
     }
 }
+
+#[test]
+fn corrupted_models_give_errors_not_panics() {
+    for name in ["squeezenet", "inception_v2", "shufflenet"] {
+        let path = light_dir().join(format!("{name}.onnx"));
+        let Ok(original) = std::fs::read(&path) else {
+            eprintln!("{} is missing; skipping", path.display());
+            continue;
+        };
+        let mut rng = kiln_ir::SeededRng::for_name(name);
+        for _ in 0..ROUNDS {
+            let mut b = original.clone();
+            for _ in 0..1 + rng.next_u64() % 4 {
+                let at = (rng.next_u64() % b.len() as u64) as usize;
+                b[at] = rng.next_u64() as u8;
+            }
+            // Any outcome but a panic is acceptable; a successful import must still verify.
+            if let Ok(m) = load_bytes(&b, None) {
+                m.graph.verify().unwrap();
+            }
+        }
+    }
+}
+
+const ROUNDS: usize = 200;
