@@ -48,6 +48,15 @@ fn inspect_reports_squeezenet() {
 }
 
 #[test]
+fn parameter_counts_match_the_published_ones() {
+    // The counts the original papers' Caffe models are known by.
+    for (model, published) in [("bvlc_alexnet", 60_965_224u64), ("vgg19", 143_667_240)] {
+        let path = kiln_tests::workspace_root().join(format!("models/light/{model}.onnx"));
+        assert_eq!(kiln_json(&[&"inspect", &path])["parameters"], published, "{model}");
+    }
+}
+
+#[test]
 fn run_writes_what_the_interpreter_computes() {
     let dir = temp_dir("run");
     let r = kiln_json(&[&"run", &squeezenet(), &"--out", &dir]);
