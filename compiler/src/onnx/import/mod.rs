@@ -44,7 +44,10 @@ pub fn load_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Model, Import
 }
 
 /// Decodes one ONNX `TensorProto` (as conformance data sets store inputs and outputs).
-pub fn tensor_from_proto(t: &onnx_protobuf::TensorProto, base_dir: Option<&Path>) -> Result<kiln_ir::Tensor, ImportError> {
+pub fn tensor_from_proto(
+    t: &onnx_protobuf::TensorProto,
+    base_dir: Option<&Path>,
+) -> Result<kiln_ir::Tensor, ImportError> {
     tensor::to_tensor(t, base_dir)
 }
 

@@ -305,6 +305,18 @@ fn non_tensor_inputs_are_refused() {
 }
 
 #[test]
+fn empty_pool_windows_are_refused() {
+    let g = graph(
+        vec![node("MaxPool", "pool", &["x"], &["y"], vec![ints("kernel_shape", &[0, 2])])],
+        vec![vi("x", DType::F32, &["1", "1", "4", "4"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let err = import(&model(g, 13)).unwrap_err().to_string();
+    assert!(err.contains("'pool'") && err.contains("kernel_shape"), "{err}");
+}
+
+#[test]
 fn absurd_input_dims_are_refused() {
     let g = graph(
         vec![node("Relu", "r", &["x"], &["y"], vec![])],
@@ -720,3 +732,88 @@ fn corrupted_models_give_errors_not_panics() {
 }
 
 const ROUNDS: usize = 200;
+
+#[test]
+fn scan_bodies_see_one_slice_and_capture_outer_values() {
+    // acc = acc + x[i] + bias; the scan output stacks every acc.
+    let body = graph(
+        vec![
+            node("Add", "step", &["acc_in", "x_i"], &["s"], vec![]),
+            node("Add", "biased", &["s", "bias"], &["acc_out"], vec![]),
+            node("Identity", "emit", &["acc_out"], &["scan_out"], vec![]),
+        ],
+        vec![untyped("acc_in"), untyped("x_i")],
+        vec![untyped("acc_out"), untyped("scan_out")],
+        vec![],
+    );
+    let g = graph(
+        vec![node(
+            "Scan",
+            "scan",
+            &["acc0", "x"],
+            &["acc", "all"],
+            vec![graph_attr("body", body), int("num_scan_inputs", 1)],
+        )],
+        vec![vi("acc0", DType::F32, &["2"]), vi("x", DType::F32, &["3", "2"]), vi("bias", DType::F32, &["2"])],
+        vec![untyped("acc"), untyped("all")],
+        vec![],
+    );
+    let m = import(&model(g, 11)).unwrap();
+    m.graph.verify().unwrap();
+    let types: Vec<String> = m.graph.output_types().iter().map(ToString::to_string).collect();
+    assert_eq!(types, ["f32[2]", "f32[3,2]"]);
+    let Op::Scan(scan) = &m.graph.node(m.graph.outputs()[0].node).op else { panic!("not a Scan") };
+    assert_eq!((scan.num_scan_inputs, scan.num_captures), (1, 1));
+    let body_inputs: Vec<String> = scan
+        .body
+        .input_values()
+        .iter()
+        .map(|&v| format!("{}: {}", scan.body.value_name(v), scan.body.value_type(v)))
+        .collect();
+    assert_eq!(body_inputs, ["acc_in: f32[2]", "x_i: f32[2]", "bias: f32[2]"]);
+}
+
+#[test]
+fn captures_pass_through_every_level_of_nesting() {
+    // A Loop body holds an If whose then-branch reads `x` from the main graph.
+    let then_b = graph(vec![node("Neg", "neg", &["x"], &["t"], vec![])], vec![], vec![untyped("t")], vec![]);
+    let else_b = graph(vec![node("Identity", "id", &["acc_in"], &["e"], vec![])], vec![], vec![untyped("e")], vec![]);
+    let body = graph(
+        vec![
+            node("Identity", "keep", &["cond_in"], &["cond_out"], vec![]),
+            node(
+                "If",
+                "pick",
+                &["cond_in"],
+                &["acc_out"],
+                vec![graph_attr("then_branch", then_b), graph_attr("else_branch", else_b)],
+            ),
+        ],
+        vec![untyped("i"), untyped("cond_in"), untyped("acc_in")],
+        vec![untyped("cond_out"), untyped("acc_out")],
+        vec![],
+    );
+    let g = graph(
+        vec![node("Loop", "loop", &["m", "c", "acc0"], &["acc"], vec![graph_attr("body", body)])],
+        vec![
+            vi("m", DType::I64, &[]),
+            vi("c", DType::Bool, &[]),
+            vi("acc0", DType::F32, &["3"]),
+            vi("x", DType::F32, &["3"]),
+        ],
+        vec![untyped("acc")],
+        vec![],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    m.graph.verify().unwrap();
+    let l = m.graph.outputs()[0].node;
+    let Op::Loop(lp) = &m.graph.node(l).op else { panic!("not a Loop") };
+    let outer: Vec<&str> = m.graph.node_inputs(l).iter().map(|v| m.graph.value_name(v.unwrap())).collect();
+    assert_eq!(
+        outer,
+        ["m", "c", "acc0", "acc_in", "x"].iter().filter(|n| **n != "acc_in").copied().collect::<Vec<_>>()
+    );
+    let pick = lp.body.find_value("acc_out").unwrap().node;
+    let inner: Vec<&str> = lp.body.node_inputs(pick).iter().map(|v| lp.body.value_name(v.unwrap())).collect();
+    assert_eq!(inner, ["cond_in", "x", "acc_in"]);
+}

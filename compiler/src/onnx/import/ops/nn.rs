@@ -31,8 +31,12 @@ pub(super) fn register(r: &mut Registry) {
 fn window(cx: &OpCx) -> Result<Window, ImportError> {
     let a = &cx.attrs;
     let auto_pad = a.string_or("auto_pad", "NOTSET")?;
+    let kernel_shape = a.usizes("kernel_shape")?;
+    if let Some(k) = kernel_shape.as_ref().filter(|k| k.contains(&0)) {
+        return Err(cx.error(format!("kernel_shape {k:?} has an empty extent")));
+    }
     Ok(Window {
-        kernel_shape: a.usizes("kernel_shape")?,
+        kernel_shape,
         strides: a.usizes("strides")?.unwrap_or_default(),
         pads: a.usizes("pads")?.unwrap_or_default(),
         dilations: a.usizes("dilations")?.unwrap_or_default(),
