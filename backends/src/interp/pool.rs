@@ -3,7 +3,7 @@
 //! Values are pooled in f64 and cast back to the input dtype.
 
 use super::kernel::{alloc, bail, indices, show, strides, KResult};
-use kiln_ir::op::{Geometry, Pool, PoolKind};
+use kiln_ir::op::{Pool, PoolKind};
 use kiln_ir::{DType, Tensor};
 
 /// MaxPool / AveragePool / LpPool; MaxPool's optional second output holds flat argmax indices.
@@ -21,35 +21,32 @@ pub(crate) fn pool(p: &Pool, x: &Tensor, num_outputs: usize) -> KResult<Vec<Tens
     let planes = shape[0] * shape[1];
     let plane: usize = dims.iter().product();
     let data = x.to_f64_vec();
-    let index_strides = index_strides(dims, p.storage_order);
-    let in_strides = strides(dims);
+    let taps: Vec<Vec<usize>> = indices(&geo.kernel).collect();
+    let (in_strides, index_strides) = (strides(dims), index_strides(dims, p.storage_order));
     let mut values = Vec::with_capacity(out_shape.iter().product());
     let mut argmax = Vec::new();
     for pl in 0..planes {
         let xs = &data[pl * plane..][..plane];
         for opos in indices(&geo.output) {
-            let w = window(&geo, dims, &in_strides, &opos);
-            let taps = w.taps.iter().map(|&(flat, _)| xs[flat]);
-            let v = match p.kind {
-                PoolKind::Max => {
-                    // The first largest tap wins; NaN taps are skipped (as ONNX Runtime does).
-                    let mut best: Option<(&[usize], f64)> = None;
-                    for (flat, pos) in &w.taps {
-                        let v = xs[*flat];
-                        if !v.is_nan() && best.is_none_or(|(_, b)| v > b) {
-                            best = Some((pos, v));
-                        }
-                    }
-                    argmax.push(best.map_or(0, |(pos, _)| (pl * plane + dot(pos, &index_strides)) as i64));
-                    best.map_or(f64::NEG_INFINITY, |(_, v)| v)
+            let mut acc = Acc::default();
+            for k in &taps {
+                let (mut flat, mut index, mut inside, mut in_padded) = (0, 0, true, true);
+                for d in 0..dims.len() {
+                    // Position in padded coordinates, then in input coordinates.
+                    let i = opos[d] * geo.strides[d] + k[d] * geo.dilations[d];
+                    in_padded &= i < dims[d] + geo.pads_begin[d] + geo.pads_end[d];
+                    let at = i.wrapping_sub(geo.pads_begin[d]);
+                    inside &= at < dims[d];
+                    flat = at.wrapping_mul(in_strides[d]).wrapping_add(flat);
+                    index = at.wrapping_mul(index_strides[d]).wrapping_add(index);
                 }
-                PoolKind::Average { count_include_pad } => {
-                    let n = if count_include_pad { w.padded_count } else { w.taps.len() };
-                    taps.sum::<f64>() / n.max(1) as f64
+                acc.padded += in_padded as usize;
+                if inside {
+                    acc.add(p.kind, xs[flat], index);
                 }
-                PoolKind::Lp { p } => taps.map(|v| v.abs().powf(p as f64)).sum::<f64>().powf(1.0 / p as f64),
-            };
-            values.push(v);
+            }
+            argmax.push(acc.best.map_or(0, |(_, index)| (pl * plane + index) as i64));
+            values.push(acc.finish(p.kind));
         }
     }
     let mut outs = vec![Tensor::from_vec(&out_shape, values)?.cast(x.dtype())];
@@ -70,43 +67,42 @@ fn index_strides(dims: &[usize], storage_order: i64) -> Vec<usize> {
     }
 }
 
-fn dot(a: &[usize], b: &[usize]) -> usize {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// What one window has seen: the running sum (average, Lp), the largest tap with its index
+/// (max), how many taps fell inside the input, and how many inside the explicitly padded input
+/// (AveragePool's count_include_pad divisor; taps added only by ceil_mode do not count).
+#[derive(Default)]
+struct Acc {
+    sum: f64,
+    best: Option<(f64, usize)>,
+    inside: usize,
+    padded: usize,
 }
 
-/// The taps of one window that fall inside the input (flat offset and position), and how many
-/// taps fall inside the explicitly padded input (AveragePool's count_include_pad divisor; taps
-/// added only by ceil_mode do not count).
-struct Taps {
-    taps: Vec<(usize, Vec<usize>)>,
-    padded_count: usize,
-}
-
-fn window(geo: &Geometry, dims: &[usize], in_strides: &[usize], opos: &[usize]) -> Taps {
-    let mut taps = Vec::new();
-    let mut padded_count = 0;
-    'tap: for k in indices(&geo.kernel) {
-        let mut pos = Vec::with_capacity(dims.len());
-        let mut in_padded = true;
-        for d in 0..dims.len() {
-            // Position in padded coordinates, then in input coordinates.
-            let i = opos[d] * geo.strides[d] + k[d] * geo.dilations[d];
-            if i >= dims[d] + geo.pads_begin[d] + geo.pads_end[d] {
-                in_padded = false;
+impl Acc {
+    fn add(&mut self, kind: PoolKind, v: f64, index: usize) {
+        self.inside += 1;
+        match kind {
+            // The first largest tap wins; NaN taps are skipped (as ONNX Runtime does).
+            PoolKind::Max => {
+                if !v.is_nan() && self.best.is_none_or(|(b, _)| v > b) {
+                    self.best = Some((v, index));
+                }
             }
-            pos.push(i.wrapping_sub(geo.pads_begin[d]));
+            PoolKind::Average { .. } => self.sum += v,
+            PoolKind::Lp { p } => self.sum += v.abs().powf(p as f64),
         }
-        if in_padded {
-            padded_count += 1;
-        }
-        for d in 0..dims.len() {
-            if pos[d] >= dims[d] {
-                continue 'tap;
-            }
-        }
-        taps.push((dot(&pos, in_strides), pos));
     }
-    Taps { taps, padded_count }
+
+    fn finish(&self, kind: PoolKind) -> f64 {
+        match kind {
+            PoolKind::Max => self.best.map_or(f64::NEG_INFINITY, |(v, _)| v),
+            PoolKind::Average { count_include_pad } => {
+                let n = if count_include_pad { self.padded } else { self.inside };
+                self.sum / n.max(1) as f64
+            }
+            PoolKind::Lp { p } => self.sum.powf(1.0 / p as f64),
+        }
+    }
 }
 
 /// GlobalAveragePool / GlobalMaxPool / GlobalLpPool: every spatial dim reduced to 1.
