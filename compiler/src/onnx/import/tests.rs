@@ -809,10 +809,7 @@ fn captures_pass_through_every_level_of_nesting() {
     let l = m.graph.outputs()[0].node;
     let Op::Loop(lp) = &m.graph.node(l).op else { panic!("not a Loop") };
     let outer: Vec<&str> = m.graph.node_inputs(l).iter().map(|v| m.graph.value_name(v.unwrap())).collect();
-    assert_eq!(
-        outer,
-        ["m", "c", "acc0", "acc_in", "x"].iter().filter(|n| **n != "acc_in").copied().collect::<Vec<_>>()
-    );
+    assert_eq!(outer, ["m", "c", "acc0", "x"]);
     let pick = lp.body.find_value("acc_out").unwrap().node;
     let inner: Vec<&str> = lp.body.node_inputs(pick).iter().map(|v| lp.body.value_name(v.unwrap())).collect();
     assert_eq!(inner, ["cond_in", "x", "acc_in"]);
