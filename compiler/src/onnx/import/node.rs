@@ -68,9 +68,12 @@ impl OpCx<'_, '_, '_> {
         self.b.graph.add_const(name, t)
     }
 
-    /// A constant i64 vector input from an attribute that later opsets made an input.
-    pub(crate) fn i64s(&mut self, what: &str, v: Vec<i64>) -> Option<ValueRef> {
-        Some(self.konst(what, Tensor::vector(v)))
+    /// Puts `v` in input slot `slot`, extending the inputs with absent ones as needed.
+    pub(crate) fn set_input(&mut self, slot: usize, v: ValueRef) {
+        if self.inputs.len() <= slot {
+            self.inputs.resize(slot + 1, None);
+        }
+        self.inputs[slot] = Some(v);
     }
 
     /// A scalar constant of the dtype of input `like`.
@@ -102,10 +105,27 @@ impl OpCx<'_, '_, '_> {
         let protos = attrs.iter().map(|a| self.attrs.graph(a)).collect::<Result<Vec<_>, _>>()?;
         let mut free: Vec<String> = Vec::new();
         for gp in &protos {
-            free.extend(free_names(gp).into_iter().filter(|n| !free.contains(n)).collect::<Vec<_>>());
+            for n in free_names(gp) {
+                if !free.contains(&n) {
+                    free.push(n);
+                }
+            }
         }
-        let (captures, inherited) = self.outer_values(&free)?;
-        let typed: Vec<(String, TensorType)> = captures.iter().map(|(n, _, t)| (n.clone(), t.clone())).collect();
+        // Outer values become captures; outer constants are shared into the nested graphs.
+        let (mut typed, mut captures, mut inherited) = (Vec::new(), Vec::new(), HashMap::new());
+        for n in free {
+            match self.b.lookup(&n)? {
+                Some(Outer::Value(v, t)) => {
+                    captures.push(v);
+                    typed.push((n, t));
+                }
+                Some(Outer::Const(t)) => {
+                    inherited.insert(n, t);
+                }
+                // Found nowhere: the nested graph reports it as a dangling edge.
+                None => {}
+            }
+        }
         let mut graphs = Vec::with_capacity(protos.len());
         for (gp, attr) in protos.into_iter().zip(attrs) {
             let g = Builder::new(self.b.ctx, gp, inherited.clone()).build(gp, hints, &typed).map_err(|e| {
@@ -113,27 +133,6 @@ impl OpCx<'_, '_, '_> {
             })?;
             graphs.push(g);
         }
-        Ok((graphs, captures.into_iter().map(|(_, v, _)| v).collect()))
-    }
-
-    /// Splits names a nested graph reads from outside into captured values and shared constants.
-    /// Names found nowhere are left for the nested graph to report as dangling.
-    #[allow(clippy::type_complexity)]
-    fn outer_values(
-        &mut self,
-        names: &[String],
-    ) -> Result<(Vec<(String, ValueRef, TensorType)>, HashMap<String, Tensor>), ImportError> {
-        let mut captures = Vec::new();
-        let mut consts = HashMap::new();
-        for n in names {
-            match self.b.lookup(n)? {
-                Some(Outer::Value(v, t)) => captures.push((n.clone(), v, t)),
-                Some(Outer::Const(t)) => {
-                    consts.insert(n.clone(), t);
-                }
-                None => {}
-            }
-        }
-        Ok((captures, consts))
+        Ok((graphs, captures))
     }
 }

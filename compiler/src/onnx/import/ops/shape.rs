@@ -45,18 +45,11 @@ pub(super) fn register(r: &mut Registry) {
 fn ints_to_input(cx: &mut OpCx, since: i64, attr: &str, slot: usize) -> Result<bool, ImportError> {
     if cx.opset < since {
         if let Some(v) = cx.attrs.ints(attr)? {
-            let c = cx.i64s(attr, v);
-            set_input(cx, slot, c);
+            let c = cx.konst(attr, Tensor::vector(v));
+            cx.set_input(slot, c);
         }
     }
     Ok(cx.opt(slot).is_some())
-}
-
-fn set_input(cx: &mut OpCx, slot: usize, v: Option<kiln_ir::ValueRef>) {
-    if cx.inputs.len() <= slot {
-        cx.inputs.resize(slot + 1, None);
-    }
-    cx.inputs[slot] = v;
 }
 
 /// `axes` became an input in opset 13 for ReduceSum, in 18 for the others.
@@ -205,7 +198,7 @@ fn pad(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     if cx.opset < 11 {
         if let Some(v) = cx.attrs.float("value")? {
             let c = cx.scalar_like("value", 0, v as f64)?;
-            set_input(cx, 2, Some(c));
+            cx.set_input(2, c);
         }
     }
     Ok(cx.same(Op::Pad { mode }))
@@ -292,7 +285,7 @@ fn dropout(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     if cx.opset < 12 {
         if let Some(r) = cx.attrs.float("ratio")? {
             let c = cx.konst("ratio", Tensor::scalar(r));
-            set_input(cx, 1, Some(c));
+            cx.set_input(1, c);
         }
     }
     Ok(cx.same(Op::Dropout))
