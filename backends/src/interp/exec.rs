@@ -192,7 +192,7 @@ mod tests {
     fn runs_and_returns_extra_values() {
         let (g, s) = small();
         let x = Tensor::from_vec(&[2, 2], vec![0.0f32, 0.5, -3.0, 2.0]).unwrap();
-        let (outs, extra) = run_graph(&g, &[x.clone()], &[s]).unwrap();
+        let (outs, extra) = run_graph(&g, std::slice::from_ref(&x), &[s]).unwrap();
         assert_eq!(outs[0].to_vec::<f32>(), vec![1.0, 0.0, 0.0, 1.0]);
         assert_eq!(extra[0].to_vec::<f32>(), vec![1.0, -0.5, -2.0, 1.0]);
         let exe = crate::interp::Interpreter.prepare(&g).unwrap();

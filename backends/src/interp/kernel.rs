@@ -62,17 +62,8 @@ macro_rules! with_float {
 }
 pub(crate) use with_float;
 
-/// A float type kernels compute in.
-pub(crate) trait Real:
-    Element
-    + num_traits::Float
-    + ndarray::LinalgScalar
-    + ndarray::ScalarOperand
-    + std::iter::Sum
-    + std::ops::AddAssign
-    + std::ops::MulAssign
-{
-}
+/// A float type the GEMM-based kernels compute in (f32 or f64).
+pub(crate) trait Real: Element + ndarray::LinalgScalar + std::ops::AddAssign {}
 impl Real for f32 {}
 impl Real for f64 {}
 

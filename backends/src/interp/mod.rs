@@ -1,6 +1,12 @@
 //! The reference interpreter: [`Interpreter`] (a [`Backend`]), [`eval_node`] for one op (used by
-//! constant folding) and [`run_graph`] (outputs plus any internal values). Kernels live one
-//! family per file and are dispatched from the single table in [`dispatch`].
+//! constant folding) and [`run_graph`] (outputs plus any internal values). Kernels are
+//! straightforward and obviously correct — this is the oracle later backends are checked against.
+//!
+//! - `exec`: input checks, topological execution, freeing values after their last use;
+//! - `kernel`: what kernels share (errors, input access, allocation limits, float dispatch);
+//! - kernel families, one per file: `elementwise`, `conv`, `linalg`, `pool`, `norm`, `reduce`,
+//!   `movement`, `gather`, `shape`, `resize`, `control` — dispatched from the one table in
+//!   `dispatch`.
 
 mod control;
 mod conv;
