@@ -11,6 +11,7 @@ pub struct UnsupportedOp {
     pub node: String,
     /// `op_type`, prefixed by `domain::` for non-default domains.
     pub op: String,
+    /// The opset the model imports the op's domain at (0: the domain is not imported).
     pub opset: i64,
 }
 

@@ -10,6 +10,16 @@
 //! Only the default domain (`ai.onnx`), opsets 7 and newer, is accepted. Before building
 //! anything the importer checks every node (nested graphs included) against the registry, so one
 //! error lists every unsupported operator.
+//!
+//! ```
+//! use std::path::Path;
+//! let model = kiln::onnx::load_file(Path::new("../models/light/squeezenet.onnx"))?;
+//! assert_eq!(model.opset, 9);
+//! model.graph.verify()?;
+//! // Old models list their weights as graph inputs too; Kiln makes them constants.
+//! assert_eq!(model.graph.inputs().len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod attrs;
 mod error;
