@@ -48,6 +48,7 @@ impl<'g, 'm> Builder<'g, 'm> {
         let mut names: HashSet<String> = gp.input.iter().map(|v| v.name.clone()).collect();
         names.extend(gp.initializer.iter().map(|t| t.name.clone()));
         names.extend(gp.node.iter().flat_map(|n| n.output.iter().cloned()));
+        names.extend(inherited.keys().cloned());
         let mut consumed: HashSet<String> = gp.output.iter().map(|v| v.name.clone()).collect();
         consumed.extend(gp.node.iter().flat_map(node_reads));
         Builder {
@@ -86,6 +87,7 @@ impl<'g, 'm> Builder<'g, 'm> {
             self.values.insert(vi.name.clone(), v);
         }
         for (name, ty) in captures {
+            self.names.insert(name.clone());
             let v = self.graph.add_input(name.clone(), ty.clone());
             self.values.insert(name.clone(), v);
         }

@@ -814,3 +814,29 @@ fn captures_pass_through_every_level_of_nesting() {
     let inner: Vec<&str> = lp.body.node_inputs(pick).iter().map(|v| lp.body.value_name(v.unwrap())).collect();
     assert_eq!(inner, ["cond_in", "x", "acc_in"]);
 }
+
+#[test]
+fn generated_names_avoid_captured_ones() {
+    // The body's Unsqueeze 'u' (opset 11) needs a constant `u__axes`; the body also captures an
+    // outer value of that very name.
+    let body = graph(
+        vec![
+            node("Identity", "keep", &["cond_in"], &["cond_out"], vec![]),
+            node("Unsqueeze", "u", &["u__axes"], &["acc_out"], vec![ints("axes", &[0])]),
+        ],
+        vec![untyped("i"), untyped("cond_in")],
+        vec![untyped("cond_out"), untyped("acc_out")],
+        vec![],
+    );
+    let g = graph(
+        vec![node("Loop", "loop", &["m", "c"], &["stacked"], vec![graph_attr("body", body)])],
+        vec![vi("m", DType::I64, &[]), vi("c", DType::Bool, &[]), vi("u__axes", DType::F32, &["2"])],
+        vec![untyped("stacked")],
+        vec![],
+    );
+    let m = import(&model(g, 11)).unwrap();
+    m.graph.verify().unwrap();
+    let Op::Loop(lp) = &m.graph.node(m.graph.outputs()[0].node).op else { panic!("not a Loop") };
+    assert!(lp.body.find_value("u__axes_1").is_some());
+    assert_eq!(m.graph.output_types()[0].to_string(), "f32[loop:iterations0,1,2]");
+}
