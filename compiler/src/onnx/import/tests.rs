@@ -415,7 +415,7 @@ fn initializer_sizes_must_match_dims() {
     assert!(tensor::to_tensor(&string, None).unwrap_err().to_string().contains("STRING"));
 }
 
-/// A fresh, empty directory under the target dir for one test.
+/// A fresh, empty directory under the system temp dir for one test (per process).
 fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("kiln-import-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -474,6 +474,14 @@ fn external_data_is_read_next_to_the_model() {
     }
     let err = load_bytes(&std::fs::read(dir.join("model.onnx")).unwrap(), None).unwrap_err().to_string();
     assert!(err.contains("model's directory"), "{err}");
+    #[cfg(unix)]
+    {
+        let outside = tempdir("external-outside");
+        std::fs::write(outside.join("w.bin"), le!([1.0f32, 2.0, 3.0])).unwrap();
+        std::os::unix::fs::symlink(outside.join("w.bin"), dir.join("link.bin")).unwrap();
+        let err = load_with_init(&dir, external("w", &[3], &[("location", "link.bin")])).unwrap_err().to_string();
+        assert!(err.contains("leaves the model's directory"), "a symlink out: {err}");
+    }
 }
 
 #[test]
