@@ -13,9 +13,6 @@ type Taps = Option<Vec<(usize, f64)>>;
 /// Resize(x, roi?, scales?, sizes?).
 pub(crate) fn resize(r: &Resize, ins: &[Option<Tensor>]) -> KResult<Tensor> {
     let x = input(ins, 0)?;
-    if r.antialias {
-        bail!("antialiased resize is not supported by the interpreter");
-    }
     let rank = x.rank();
     let scales: Option<Vec<f32>> = opt_input(ins, 2).map(|t| t.to_f64_vec().into_iter().map(|v| v as f32).collect());
     let (out_shape, sc) = r.output_shape(x.shape(), scales.as_deref(), opt_i64s(ins, 3).as_deref())?;
@@ -30,8 +27,9 @@ pub(crate) fn resize(r: &Resize, ins: &[Option<Tensor>]) -> KResult<Tensor> {
         if n_in == 0 && n_out > 0 {
             bail!("cannot resize an empty axis {d} to {n_out}");
         }
-        let taps: Vec<Taps> =
-            (0..n_out).map(|o| taps(r, source_coord(r.coord, o, sc[d] as f64, n_in, n_out, roi[d]), n_in)).collect();
+        let taps: Vec<Taps> = (0..n_out)
+            .map(|o| taps(r, source_coord(r.coord, o, sc[d] as f64, n_in, n_out, roi[d]), n_in, sc[d] as f64))
+            .collect();
         let mut shape = a.shape().to_vec();
         shape[d] = n_out;
         alloc(DType::F64, &shape)?;
@@ -59,35 +57,40 @@ fn roi_per_axis(r: &Resize, rank: usize, roi: Option<&Tensor>) -> KResult<Vec<(f
     Ok(out)
 }
 
-/// The input coordinate output index `o` maps to.
+/// The input coordinate output index `o` maps to. As in the ONNX reference, the resized length
+/// in these formulas is the unrounded `scale * n_in`.
 fn source_coord(coord: ResizeCoord, o: usize, scale: f64, n_in: usize, n_out: usize, roi: (f64, f64)) -> f64 {
-    let (x, n_in_f, n_out_f) = (o as f64, n_in as f64, n_out as f64);
+    let (x, n_in_f) = (o as f64, n_in as f64);
+    let resized = scale * n_in_f;
     match coord {
         ResizeCoord::HalfPixel => (x + 0.5) / scale - 0.5,
         ResizeCoord::HalfPixelSymmetric => {
-            let adjustment = n_out_f / (scale * n_in_f);
+            let adjustment = n_out as f64 / resized;
             let center = n_in_f / 2.0;
             center * (1.0 - adjustment) + (x + 0.5) / scale - 0.5
         }
-        ResizeCoord::PytorchHalfPixel if n_out > 1 => (x + 0.5) / scale - 0.5,
+        ResizeCoord::PytorchHalfPixel if resized > 1.0 => (x + 0.5) / scale - 0.5,
         ResizeCoord::PytorchHalfPixel => 0.0,
-        ResizeCoord::AlignCorners if n_out > 1 => x * (n_in_f - 1.0) / (n_out_f - 1.0),
+        ResizeCoord::AlignCorners if resized > 1.0 => x * (n_in_f - 1.0) / (resized - 1.0),
         ResizeCoord::AlignCorners => 0.0,
         ResizeCoord::Asymmetric => x / scale,
-        ResizeCoord::TfCropAndResize if n_out > 1 => {
-            roi.0 * (n_in_f - 1.0) + x * (roi.1 - roi.0) * (n_in_f - 1.0) / (n_out_f - 1.0)
+        ResizeCoord::TfCropAndResize if resized > 1.0 => {
+            roi.0 * (n_in_f - 1.0) + x * (roi.1 - roi.0) * (n_in_f - 1.0) / (resized - 1.0)
         }
         ResizeCoord::TfCropAndResize => 0.5 * (roi.0 + roi.1) * (n_in_f - 1.0),
     }
 }
 
-/// The taps for source coordinate `c` on an axis of `n` inputs.
-fn taps(r: &Resize, c: f64, n: usize) -> Taps {
+/// The taps for source coordinate `c` on an axis of `n` inputs resized by `scale`.
+fn taps(r: &Resize, c: f64, n: usize, scale: f64) -> Taps {
     let last = n as f64 - 1.0;
     if r.coord == ResizeCoord::TfCropAndResize && (c < 0.0 || c > last) {
         return None;
     }
     let clamp = |i: f64| i.clamp(0.0, last) as usize;
+    if r.antialias && scale < 1.0 && r.mode != ResizeMode::Nearest {
+        return Some(antialias_taps(r, c, last, scale).into_iter().map(|(i, w)| (clamp(i), w)).collect());
+    }
     Some(match r.mode {
         ResizeMode::Nearest => {
             let frac = c - c.floor();
@@ -108,24 +111,55 @@ fn taps(r: &Resize, c: f64, n: usize) -> Taps {
         }
         ResizeMode::Cubic => {
             let lo = c.floor();
-            let t = c - lo;
-            let w = cubic_weights(r.cubic_coeff_a as f64, t);
-            let mut taps: Vec<(f64, f64)> = (0..4).map(|k| (lo - 1.0 + k as f64, w[k])).collect();
-            if r.exclude_outside {
-                taps.retain(|&(i, _)| (0.0..=last).contains(&i));
-                let total: f64 = taps.iter().map(|t| t.1).sum();
-                taps.iter_mut().for_each(|t| t.1 /= total);
-            }
-            taps.into_iter().map(|(i, w)| (clamp(i), w)).collect()
+            let w = cubic_weights(r.cubic_coeff_a as f64, c - lo);
+            let taps = (0..4).map(|k| (lo - 1.0 + k as f64, w[k])).collect();
+            exclude_outside(r, taps, last).into_iter().map(|(i, w)| (clamp(i), w)).collect()
         }
     })
 }
 
-/// Keys' cubic convolution weights for the four taps around fraction `t`.
+/// With `exclude_outside`, taps outside the input get weight 0 and the rest are renormalized.
+fn exclude_outside(r: &Resize, mut taps: Vec<(f64, f64)>, last: f64) -> Vec<(f64, f64)> {
+    if r.exclude_outside {
+        taps.retain(|&(i, _)| (0.0..=last).contains(&i));
+        let total: f64 = taps.iter().map(|t| t.1).sum();
+        taps.iter_mut().for_each(|t| t.1 /= total);
+    }
+    taps
+}
+
+/// Antialiased linear/cubic downsampling (the ONNX reference's `*_coeffs_antialias`): the kernel
+/// is stretched by `1 / scale`, evaluated at tap offsets from `ceil(c) - 1` with the fraction taken
+/// in `(0, 1]`, and normalized to sum 1. Positions are unclamped (edge-padded by the caller).
+fn antialias_taps(r: &Resize, c: f64, last: f64, scale: f64) -> Vec<(f64, f64)> {
+    let base = c.ceil() - 1.0;
+    let ratio = c - base;
+    let cubic = r.mode == ResizeMode::Cubic;
+    let reach = if cubic { 2.0 } else { 1.0 };
+    let weight = |x: f64| if cubic { keys(r.cubic_coeff_a as f64, x) } else { (1.0 - x.abs()).max(0.0) };
+    let start = (-reach / scale).floor() as i64 + 1;
+    let mut taps: Vec<(f64, f64)> =
+        (start..2 - start).map(|i| (base + i as f64, weight(scale * (i as f64 - ratio)))).collect();
+    let total: f64 = taps.iter().map(|t| t.1).sum();
+    taps.iter_mut().for_each(|t| t.1 /= total);
+    exclude_outside(r, taps, last)
+}
+
+/// Keys' cubic convolution kernel with coefficient `a`.
+fn keys(a: f64, x: f64) -> f64 {
+    let x = x.abs();
+    if x <= 1.0 {
+        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    } else {
+        0.0
+    }
+}
+
+/// The four cubic taps' weights around fraction `t` (offsets -1, 0, 1, 2).
 fn cubic_weights(a: f64, t: f64) -> [f64; 4] {
-    let near = |x: f64| ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-    let far = |x: f64| ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a;
-    [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
+    [keys(a, t + 1.0), keys(a, t), keys(a, 1.0 - t), keys(a, 2.0 - t)]
 }
 
 /// Resamples axis `d` of `a` to `taps.len()` elements.
@@ -170,6 +204,11 @@ mod tests {
         // Align corners to 4 samples of [0, 3]: exact ramp.
         let r = Resize { mode: ResizeMode::Linear, coord: ResizeCoord::AlignCorners, ..Default::default() };
         assert_eq!(run(r, row(&[0., 3.]), None, Some(vec![1, 4])), vec![0., 1., 2., 3.]);
+        // Downsampling [1, 2, 3, 4] by 0.6 with align corners: the resized length in the formula is
+        // the unrounded 2.4, so output 1 reads coordinate 3 / 1.4 (the ONNX reference's 3.142857).
+        let r = Resize { mode: ResizeMode::Linear, coord: ResizeCoord::AlignCorners, ..Default::default() };
+        let y = run(r, row(&[1., 2., 3., 4.]), Some(vec![1., 0.6]), None);
+        assert!((y[0] - 1.0).abs() < 1e-6 && (y[1] - (1.0 + 3.0 / 1.4)).abs() < 1e-6, "{y:?}");
         // 2-D bilinear: 2x2 -> 3x3 with align corners; the centre is the mean of all four.
         let r = Resize { mode: ResizeMode::Linear, coord: ResizeCoord::AlignCorners, ..Default::default() };
         let x = Tensor::from_vec(&[2, 2], vec![0f32, 2., 4., 6.]).unwrap();
