@@ -263,3 +263,41 @@ fn opt_does_not_write_on_failure() {
     assert!(stderr.contains("not a valid ONNX model"), "{stderr}");
     assert!(!out.exists());
 }
+
+#[test]
+fn unknown_dim_lists_the_symbols() {
+    let dir = TempDir::new("unknown-dim");
+    let m = dir.write("m.onnx", &relu(&["batch", "3"]));
+    assert_fails(&dir, &[&"run", &m, &"--dim", &"seq=4"], &["no symbolic dim named 'seq'", "its symbols are: batch"]);
+}
+
+#[test]
+fn a_dim_contradicting_a_given_input_is_refused() {
+    let dir = TempDir::new("dim-conflict");
+    let m = dir.write("m.onnx", &relu(&["batch", "3"]));
+    let t = dir.write("t.npy", &npy(&Tensor::zeros(DType::F32, &[2, 3]).unwrap()));
+    let arg = format!("x={}", t.display());
+    let needles = ["dim 'batch' is 3 from --dim batch=3 but 2 from input 'x'"];
+    assert_fails(&dir, &[&"run", &m, &"--dim", &"batch=3", &"--input", &arg], &needles);
+}
+
+#[test]
+fn an_input_given_twice_is_refused() {
+    let dir = TempDir::new("twice");
+    let m = dir.write("m.onnx", &relu(&["2", "3"]));
+    let t = dir.write("t.npy", &npy(&Tensor::zeros(DType::F32, &[2, 3]).unwrap()));
+    let arg = format!("x={}", t.display());
+    assert_fails(&dir, &[&"run", &m, &"--input", &arg, &"--input", &arg], &["input 'x' is given more than once"]);
+}
+
+#[test]
+fn dims_come_from_given_inputs() {
+    let dir = TempDir::new("dims-from-input");
+    let m = dir.write("m.onnx", &relu(&["batch", "3"]));
+    let x = Tensor::from_vec(&[2, 3], vec![-1.0f32, 2.0, -3.0, 4.0, -5.0, 6.0]).unwrap();
+    let t = dir.write("t.npy", &npy(&x));
+    let arg = format!("x={}", t.display());
+    let (code, stdout, stderr) = kiln(&[&"run", &m, &"--input", &arg]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("y: f32[2,3]") && stdout.contains("max 6.000000"), "{stdout}");
+}

@@ -1,6 +1,7 @@
-//! `kiln inspect MODEL [--json] [--text] [--dot FILE]`: what a model takes, gives and costs.
+//! `kiln inspect MODEL [--dim SYM=N]... [--json] [--text] [--dot FILE]`: what a model takes,
+//! gives and costs.
 
-use super::print_json;
+use super::{parse_dim, print_json};
 use crate::driver::{files, Session};
 use crate::stats::{ModelStats, Port};
 use crate::KilnError;
@@ -17,6 +18,9 @@ pub struct Args {
     /// Also print the graph in Kiln's text IR.
     #[arg(long)]
     text: bool,
+    /// Bind a symbolic dim (FLOPs are unknown while a dim is symbolic).
+    #[arg(long = "dim", value_name = "SYM=N", value_parser = parse_dim)]
+    dims: Vec<(String, usize)>,
     /// Write the graph as Graphviz DOT to FILE.
     #[arg(long, value_name = "FILE")]
     dot: Option<PathBuf>,
@@ -34,7 +38,8 @@ struct Report {
 }
 
 pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
-    let session = Session::load(&args.model)?;
+    let mut session = Session::load(&args.model)?;
+    session.bind_dims(&args.dims)?;
     let graph = &session.model().graph;
     if let Some(path) = &args.dot {
         files::write_atomic(path, kiln_ir::text::to_dot(graph).into_bytes())?;

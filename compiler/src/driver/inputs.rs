@@ -34,6 +34,31 @@ pub fn check_names<'a>(graph: &Graph, names: impl IntoIterator<Item = &'a str>) 
     Ok(())
 }
 
+/// Binds `dims` (each must name a symbol of the inputs) and the symbols the `given` tensors fix,
+/// checking those tensors' dtypes and shapes, and re-infers every type.
+pub fn bind_dims(
+    graph: &mut Graph,
+    dims: &[(String, usize)],
+    given: &HashMap<String, GivenInput>,
+) -> Result<(), KilnError> {
+    check_names(graph, given.keys().map(String::as_str))?;
+    let symbols = graph.input_symbols();
+    let mut bound: Bindings = HashMap::new();
+    for (sym, n) in dims {
+        if !symbols.contains(sym) {
+            return Err(KilnError::UnknownDim { sym: sym.clone(), valid: symbols });
+        }
+        bind(&mut bound, sym, *n, format!("--dim {sym}={n}"))?;
+    }
+    for v in graph.input_values() {
+        if let Some(g) = given.get(graph.value_name(v)) {
+            unify(&mut bound, graph.value_type(v), g)?;
+        }
+    }
+    let plain: HashMap<String, usize> = bound.into_iter().map(|(s, (n, _))| (s, n)).collect();
+    Ok(graph.bind_dims(&plain)?)
+}
+
 /// Binds `dims` and the symbols the given tensors determine, re-infers the graph, and returns one
 /// tensor per graph input: given ones checked against the declared types, the rest generated with
 /// [`Tensor::seeded`]. `before_generate` (the memory check) runs once every type is known, before
@@ -45,22 +70,8 @@ pub fn bind_and_fill(
     before_generate: impl FnOnce(&Graph) -> Result<(), KilnError>,
 ) -> Result<Vec<Tensor>, KilnError> {
     check_names(graph, given.iter().map(|g| g.name.as_str()))?;
-    let symbols = graph.input_symbols();
-    let mut bound: Bindings = HashMap::new();
-    for (sym, n) in dims {
-        if !symbols.contains(sym) {
-            return Err(KilnError::UnknownDim { sym: sym.clone(), valid: symbols });
-        }
-        bind(&mut bound, sym, *n, format!("--dim {sym}={n}"))?;
-    }
     let mut by_name: HashMap<String, GivenInput> = given.into_iter().map(|g| (g.name.clone(), g)).collect();
-    for v in graph.input_values() {
-        if let Some(g) = by_name.get(graph.value_name(v)) {
-            unify(&mut bound, graph.value_type(v), g)?;
-        }
-    }
-    let plain: HashMap<String, usize> = bound.iter().map(|(s, (n, _))| (s.clone(), *n)).collect();
-    graph.bind_dims(&plain)?;
+    bind_dims(graph, dims, &by_name)?;
     let mut plan = Vec::new();
     for v in graph.input_values() {
         let name = graph.value_name(v).to_string();

@@ -100,6 +100,11 @@ impl Session {
             .collect()
     }
 
+    /// Binds symbolic input dims (for `inspect`: concrete FLOPs and value sizes).
+    pub fn bind_dims(&mut self, dims: &[(String, usize)]) -> Result<(), KilnError> {
+        inputs::bind_dims(&mut self.model.graph, dims, &Default::default())
+    }
+
     /// Binds `dims` (and the dims given tensors fix), checks the peak memory against `limit`,
     /// and returns one tensor per graph input, generating those not given.
     pub fn prepare(
@@ -130,5 +135,41 @@ impl Session {
     pub fn save(&self, path: &Path) -> Result<(), KilnError> {
         crate::onnx::export::save_file(&self.model, path)
             .map_err(|source| KilnError::Export { path: path.to_path_buf(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::ModelStats;
+    use kiln_ir::op::Unary;
+    use kiln_ir::{DType, Dim, Graph, TensorType};
+
+    /// y = Relu(x), x: f32[batch,4].
+    fn relu() -> Session {
+        let mut graph = Graph::new("m");
+        let x = graph.add_input("x", TensorType::new(DType::F32, [Dim::from("batch"), Dim::from(4)]));
+        let y = graph.add("y", Op::Unary(Unary::Relu), &[x]).unwrap();
+        graph.set_outputs(vec![y]);
+        Session::from_model(Model { graph, opset: 17, ir_version: 8, producer: String::new() })
+    }
+
+    #[test]
+    fn binding_dims_makes_flops_known() {
+        let mut s = relu();
+        assert_eq!(ModelStats::of(s.model()).flops, None);
+        s.bind_dims(&[("batch".into(), 3)]).unwrap();
+        assert_eq!(ModelStats::of(s.model()).flops, Some(12), "one op per output element of f32[3,4]");
+        let mut s = relu();
+        let err = s.bind_dims(&[("seq".into(), 3)]).unwrap_err().to_string();
+        assert!(err.contains("its symbols are: batch"), "{err}");
+    }
+
+    #[test]
+    fn optimize_reports_each_pass() {
+        let mut s = relu();
+        let stats = s.optimize().unwrap();
+        let names: Vec<&str> = stats.iter().map(|p| p.pass.as_str()).collect();
+        assert_eq!(names, ["constant-fold", "dead-code"]);
     }
 }
