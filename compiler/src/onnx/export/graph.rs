@@ -116,8 +116,9 @@ impl Writer {
                 }
             }
         }
-        for &v in g.outputs() {
-            let mut name = names[&v].clone();
+        for (i, &v) in g.outputs().iter().enumerate() {
+            let mut name =
+                names.get(&v).cloned().ok_or_else(|| graph_error(format!("output {i} refers to a removed value")))?;
             if captured.contains_key(&v.node) || shared.contains(&v.node) {
                 // A body output must be produced inside the body: copy the outer value in.
                 let copy = self.fresh(&name);

@@ -450,3 +450,14 @@ fn zoo() -> Graph {
 fn round_trip_op_zoo() {
     assert_round_trip(zoo());
 }
+
+#[test]
+fn a_dangling_graph_output_is_an_error() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[2]));
+    let y = g.add("y", Op::Unary(Unary::Relu), &[x]).unwrap();
+    g.set_outputs(vec![y]);
+    g.remove_node(y.node);
+    let err = to_bytes(&model(g)).unwrap_err();
+    assert!(matches!(&err, ExportError::Graph { graph, .. } if graph == "t"), "{err}");
+}
