@@ -29,11 +29,6 @@ impl PassManager {
         self
     }
 
-    /// Appends a boxed pass.
-    pub fn push(&mut self, pass: Box<dyn Pass>) {
-        self.passes.push(pass);
-    }
-
     /// Verifies the graph before the first pass and after every pass (`--verify`).
     pub fn verify(mut self, on: bool) -> PassManager {
         self.verify = on;
@@ -44,11 +39,6 @@ impl PassManager {
     pub fn stop_after(mut self, n: Option<usize>) -> PassManager {
         self.stop_after = n;
         self
-    }
-
-    /// Names of the passes, in order.
-    pub fn pass_names(&self) -> Vec<&'static str> {
-        self.passes.iter().map(|p| p.name()).collect()
     }
 
     /// Runs the passes in order; returns one [`PassStats`] per pass run.

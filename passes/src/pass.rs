@@ -39,11 +39,6 @@ impl PassStats {
             *self.changes.entry(kind.to_string()).or_default() += n;
         }
     }
-
-    /// Total number of changes of every kind.
-    pub fn total_changes(&self) -> usize {
-        self.changes.values().sum()
-    }
 }
 
 /// Nodes in a graph and, recursively, in every nested graph.
