@@ -79,12 +79,32 @@ fn binary_typed<T: Element>(op: Binary, x: &ArcArrayD<T>, y: &ArcArrayD<T>) -> K
     if op.is_comparison() {
         return Ok(Tensor::from_array(broadcast_map(x, y, move |p, q| scalar(p, q) != 0.0)?));
     }
+    if matches!(op, Binary::BitShiftLeft | Binary::BitShiftRight) {
+        return Ok(Tensor::from_array(broadcast_map(x, y, move |p: T, q: T| shift(op, p, q))?));
+    }
     let out = if float {
         broadcast_map(x, y, move |p: T, q: T| T::from_f64(op.eval_f64(p.to_f64(), q.to_f64())))?
     } else {
         broadcast_map(x, y, move |p: T, q: T| T::from_i64(op.eval_i64(p.to_i64(), q.to_i64())))?
     };
     Ok(Tensor::from_array(out))
+}
+
+/// BitShift at the operand's width: shifting by a negative amount or by at least the width
+/// leaves only the sign fill (0, or -1 for a right shift of a negative signed value); right shifts
+/// are arithmetic for signed types and logical for unsigned ones.
+fn shift<T: Element>(op: Binary, a: T, b: T) -> T {
+    let width = (T::DTYPE.size_of() * 8) as i64;
+    let signed = T::DTYPE.is_signed_int();
+    let (a, b) = (a.to_i64(), b.to_i64());
+    let v = match (op, (0..width).contains(&b)) {
+        (Binary::BitShiftLeft, true) => a.wrapping_shl(b as u32),
+        (_, true) if signed => a >> b,
+        (_, true) => ((a as u64) >> b) as i64,
+        (Binary::BitShiftRight, false) if signed && a < 0 => -1,
+        _ => 0,
+    };
+    T::from_i64(v)
 }
 
 /// Sum/Max/Min/Mean over any number of broadcasting inputs.
@@ -198,6 +218,24 @@ mod tests {
         assert_eq!(lt.to_i64_vec(), vec![0, 1, 0]);
         let p = binary(Binary::Pow, &Tensor::vector(vec![4.0f32, 2.0]), &Tensor::vector(vec![2i64, 3])).unwrap();
         assert_eq!(p.to_vec::<f32>(), vec![16.0, 8.0]);
+    }
+
+    #[test]
+    fn bit_shifts_at_the_operand_width() {
+        let a = Tensor::vector(vec![-8i8, 4, -1]);
+        let right = |b: Vec<i8>| binary(Binary::BitShiftRight, &a, &Tensor::vector(b)).unwrap().to_i64_vec();
+        assert_eq!(right(vec![1, 1, 0]), vec![-4, 2, -1]);
+        assert_eq!(right(vec![8, 9, 127]), vec![-1, 0, -1]);
+        assert_eq!(right(vec![-1, -8, -16]), vec![-1, 0, -1]);
+        let u = Tensor::vector(vec![255u8, 16]);
+        let by = Tensor::vector(vec![1u8, 2]);
+        assert_eq!(binary(Binary::BitShiftLeft, &u, &by).unwrap().to_i64_vec(), vec![254, 64]);
+        assert_eq!(binary(Binary::BitShiftRight, &u, &by).unwrap().to_i64_vec(), vec![127, 4]);
+        let big = Tensor::vector(vec![u64::MAX]);
+        assert_eq!(
+            binary(Binary::BitShiftRight, &big, &Tensor::vector(vec![60u64])).unwrap().to_vec::<u64>(),
+            vec![15]
+        );
     }
 
     #[test]
