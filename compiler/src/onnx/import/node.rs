@@ -76,6 +76,15 @@ impl OpCx<'_, '_, '_> {
         self.inputs[slot] = Some(v);
     }
 
+    /// Adds a helper node `<node>__<what>` (for ops Kiln expresses as several IR nodes) and
+    /// returns its single output.
+    pub(crate) fn helper(&mut self, what: &str, op: Op, inputs: &[ValueRef]) -> Result<ValueRef, ImportError> {
+        let name = self.b.fresh_name(&format!("{}__{what}", self.name));
+        let ins: Vec<Option<ValueRef>> = inputs.iter().copied().map(Some).collect();
+        let id = self.b.graph.add_node(name.clone(), op, &ins, &[name])?;
+        Ok(ValueRef::first(id))
+    }
+
     /// A scalar constant of the dtype of input `like`.
     pub(crate) fn scalar_like(&mut self, what: &str, like: usize, v: f64) -> Result<ValueRef, ImportError> {
         let dtype = self.input_type(like)?.dtype;

@@ -848,3 +848,54 @@ fn generated_names_avoid_captured_ones() {
     assert!(lp.body.find_value("u__axes_1").is_some());
     assert_eq!(m.graph.output_types()[0].to_string(), "f32[loop:iterations0,1,2]");
 }
+
+/// Runs a single-input model through the reference interpreter.
+fn run_one(m: &Model, x: Tensor) -> Vec<f32> {
+    use kiln_backends::{interp::Interpreter, Backend};
+    let out = Interpreter.prepare(&m.graph).unwrap().run(&[x]).unwrap();
+    out[0].to_vec::<f32>()
+}
+
+#[test]
+fn composite_ops_expand_to_ir_nodes() {
+    let one = |op: &str, attrs: Vec<AttributeProto>, x: &[&str], inits: Vec<TensorProto>| {
+        let inputs: Vec<&str> = ["x"].into_iter().chain(inits.iter().map(|t| t.name.as_str())).collect();
+        let g = graph(
+            vec![node(op, "op", &inputs, &["y"], attrs)],
+            vec![vi("x", DType::F32, x)],
+            vec![untyped("y")],
+            inits,
+        );
+        let m = import(&model(g, 13)).unwrap();
+        m.graph.verify().unwrap();
+        m
+    };
+    let prelu = one("PRelu", vec![], &["3"], vec![f32s("slope", &[1], &[0.5])]);
+    assert_eq!(run_one(&prelu, Tensor::vector(vec![-2.0f32, 3.0, 0.0])), [-1.0, 3.0, 0.0]);
+
+    // Eight channels of one pixel; ONNX's formulas give the expected orders.
+    let x = Tensor::from_vec(&[1, 8, 1, 1], (0..8).map(|v| v as f32).collect()).unwrap();
+    let mode = |m: &str| attr("mode", AttributeType::STRING, |a| a.s = m.as_bytes().to_vec());
+    for (m, want) in
+        [("DCR", [0.0, 2.0, 4.0, 6.0, 1.0, 3.0, 5.0, 7.0]), ("CRD", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])]
+    {
+        let d2s = one("DepthToSpace", vec![int("blocksize", 2), mode(m)], &["1", "8", "1", "1"], vec![]);
+        assert_eq!(d2s.graph.output_types()[0].to_string(), "f32[1,2,2,2]");
+        assert_eq!(run_one(&d2s, x.clone()), want, "{m}");
+    }
+    // SpaceToDepth inverts DepthToSpace (DCR).
+    let s2d = one("SpaceToDepth", vec![int("blocksize", 2)], &["1", "2", "2", "2"], vec![]);
+    let y = Tensor::from_vec(&[1, 2, 2, 2], vec![0.0f32, 2.0, 4.0, 6.0, 1.0, 3.0, 5.0, 7.0]).unwrap();
+    assert_eq!(run_one(&s2d, y), (0..8).map(|v| v as f32).collect::<Vec<_>>());
+    let err = import(&model(
+        graph(
+            vec![node("DepthToSpace", "d", &["x"], &["y"], vec![int("blocksize", i64::MAX)])],
+            vec![vi("x", DType::F32, &["1", "8", "1", "1"])],
+            vec![untyped("y")],
+            vec![],
+        ),
+        13,
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("overflows"), "{err}");
+}

@@ -1,7 +1,9 @@
 //! The op registry: ONNX op type → one small function that maps the node to an IR [`Op`] and its
 //! inputs, resolving that op's opset differences in one place. Families share a function that
-//! reads the variant from a table (`elementwise`), everything else has its own.
+//! reads the variant from a table (`elementwise`), everything else has its own; ops without an IR
+//! op of their own are expanded into several IR nodes (`composite`).
 
+mod composite;
 mod control;
 mod elementwise;
 mod nn;
@@ -28,6 +30,7 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpFn> {
             nn::register(&mut r);
             shape::register(&mut r);
             control::register(&mut r);
+            composite::register(&mut r);
             r
         })
         .get(op_type)
