@@ -36,4 +36,14 @@ macro_rules! round_trip_tests {
     };
 }
 
-round_trip_tests!(bvlc_alexnet, densenet121, inception_v1, inception_v2, resnet50, shufflenet, squeezenet, vgg19, zfnet512);
+round_trip_tests!(
+    bvlc_alexnet,
+    densenet121,
+    inception_v1,
+    inception_v2,
+    resnet50,
+    shufflenet,
+    squeezenet,
+    vgg19,
+    zfnet512
+);
