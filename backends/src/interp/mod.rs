@@ -106,7 +106,7 @@ pub(crate) fn dispatch(op: &Op, ins: &[Option<Tensor>], num_outputs: usize) -> K
         Op::MatMul => one(linalg::matmul(x()?, input(ins, 1)?)?),
         Op::BatchNorm { epsilon } => one(norm::batch_norm(*epsilon, ins)?),
         Op::InstanceNorm { epsilon } => one(norm::instance_norm(*epsilon, ins)?),
-        Op::LayerNorm { axis, epsilon } => one(norm::layer_norm(*axis, *epsilon, ins)?),
+        Op::LayerNorm { axis, epsilon } => norm::layer_norm(*axis, *epsilon, ins, num_outputs),
         Op::Lrn(l) => one(norm::lrn(l, x()?)?),
         Op::Pool(p) => pool::pool(p, x()?, num_outputs),
         Op::GlobalPool(kind) => one(pool::global_pool(*kind, x()?)?),

@@ -6,7 +6,6 @@
 use super::kernel::{
     alloc, axis, bail, cast_to, finish, input, opt_input, show, slice_of, standard, with_float, KResult,
 };
-use kiln_ir::op::broadcast_shapes;
 use kiln_ir::{DType, Element, Tensor};
 use ndarray::IxDyn;
 
@@ -75,35 +74,42 @@ pub(crate) fn instance_norm(eps: f32, ins: &[Option<Tensor>]) -> KResult<Tensor>
     Ok(Tensor::from_vec(x.shape(), data)?.cast(x.dtype()))
 }
 
-/// LayerNormalization over axes `axis..rank`; scale and bias broadcast to that tail.
-pub(crate) fn layer_norm(ax: i64, eps: f32, ins: &[Option<Tensor>]) -> KResult<Tensor> {
+/// LayerNormalization over axes `axis..rank`; scale and bias broadcast to that tail. With more
+/// than one output, also the per-row mean and inverse standard deviation (f32, the default
+/// `stash_type`), shaped like the input with the normalized dims set to 1.
+pub(crate) fn layer_norm(ax: i64, eps: f32, ins: &[Option<Tensor>], num_outputs: usize) -> KResult<Vec<Tensor>> {
     let x = input(ins, 0)?;
     let shape = x.shape();
     let a = axis(ax, shape.len())?;
-    let tail = &shape[a..];
-    let inner: usize = tail.iter().product();
+    let (head, tail) = shape.split_at(a);
+    let (outer, inner): (usize, usize) = (head.iter().product(), tail.iter().product());
     let param = |i: usize| -> KResult<Option<Vec<f64>>> {
         let Some(t) = opt_input(ins, i) else { return Ok(None) };
-        if broadcast_shapes(&[t.shape(), tail]).as_deref() != Some(tail) {
+        let Some(full) = cast_to::<f64>(t).broadcast(IxDyn(tail)).map(|v| v.iter().copied().collect()) else {
             bail!("parameter {} does not broadcast to the normalized shape {}", show(t.shape()), show(tail));
-        }
-        let full = Tensor::from_array(
-            t.cast(DType::F64).array::<f64>().expect("cast to f64").broadcast(IxDyn(tail)).expect("checked").to_owned(),
-        );
-        Ok(Some(full.to_f64_vec()))
+        };
+        Ok(Some(full))
     };
     let scale = param(1)?.ok_or("scale is required")?;
-    let bias = param(2)?;
+    let bias = param(2)?.unwrap_or_else(|| vec![0.0; inner]);
     let mut data = x.to_f64_vec();
-    if inner > 0 {
-        for row in data.chunks_exact_mut(inner) {
-            let (mean, inv) = moments(row, eps as f64);
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = (*v - mean) * inv * scale[j] + bias.as_ref().map_or(0.0, |b| b[j]);
-            }
+    let (mut means, mut inv_stds) = (Vec::with_capacity(outer), Vec::with_capacity(outer));
+    for r in 0..outer {
+        let row = &mut data[r * inner..][..inner];
+        let (mean, inv) = moments(row, eps as f64);
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = (*v - mean) * inv * scale[j] + bias[j];
         }
+        means.push(mean);
+        inv_stds.push(inv);
     }
-    Ok(Tensor::from_vec(shape, data)?.cast(x.dtype()))
+    let mut outs = vec![Tensor::from_vec(shape, data)?.cast(x.dtype())];
+    if num_outputs > 1 {
+        let stat_shape: Vec<usize> = head.iter().copied().chain(tail.iter().map(|_| 1)).collect();
+        outs.push(Tensor::from_vec(&stat_shape, means)?.cast(DType::F32));
+        outs.push(Tensor::from_vec(&stat_shape, inv_stds)?.cast(DType::F32));
+    }
+    Ok(outs)
 }
 
 /// LRN across channels: `x / (bias + alpha / size * sum of x^2 over the channel window)^beta`,
@@ -196,9 +202,12 @@ mod tests {
     fn layer_and_instance_norm_by_hand() {
         // Rows [1, 3] and [2, 6] both normalize to [-1, 1]; scale [2, 3], bias [0, 1] -> [-2, 4].
         let x = t(&[2, 2], vec![1., 3., 2., 6.]);
-        let y =
-            layer_norm(-1, 0.0, &[Some(x.clone()), Some(t(&[2], vec![2., 3.])), Some(t(&[2], vec![0., 1.]))]).unwrap();
-        assert_eq!(y.to_vec::<f32>(), vec![-2., 4., -2., 4.]);
+        let ins = [Some(x.clone()), Some(t(&[2], vec![2., 3.])), Some(t(&[2], vec![0., 1.]))];
+        let y = layer_norm(-1, 0.0, &ins, 3).unwrap();
+        assert_eq!(y[0].to_vec::<f32>(), vec![-2., 4., -2., 4.]);
+        // Means 2 and 4, standard deviations 1 and 2.
+        assert_eq!((y[1].shape(), y[1].to_vec::<f32>()), (&[2, 1][..], vec![2., 4.]));
+        assert_eq!(y[2].to_vec::<f32>(), vec![1., 0.5]);
         let y =
             instance_norm(0.0, &[Some(t(&[1, 1, 2], vec![1., 3.])), Some(t(&[1], vec![2.])), Some(t(&[1], vec![1.]))])
                 .unwrap();
