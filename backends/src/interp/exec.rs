@@ -98,11 +98,23 @@ pub(crate) fn execute(
             Op::Input => vec![inputs[input_pos[&id]].clone()],
             Op::Constant(t) => vec![t.clone()],
             op => {
-                let ins: Vec<Option<Tensor>> = g
-                    .node_inputs(id)
-                    .into_iter()
-                    .map(|slot| slot.map(|v| take(&mut values, &mut remaining, &pinned, v)))
-                    .collect();
+                let mut ins = Vec::with_capacity(node.num_inputs);
+                for (i, slot) in g.node_inputs(id).into_iter().enumerate() {
+                    let Some(v) = slot else {
+                        ins.push(None);
+                        continue;
+                    };
+                    let t = take(&mut values, &mut remaining, &pinned, v).ok_or_else(|| ExecError::Kernel {
+                        node: node.name.clone(),
+                        op: op.onnx_name().into(),
+                        message: format!(
+                            "input {i} reads output {} of node '{}', which it does not have",
+                            v.output,
+                            g.node(v.node).name
+                        ),
+                    })?;
+                    ins.push(Some(t));
+                }
                 let outs = super::dispatch(op, &ins, node.outputs.len()).map_err(|f| ExecError::Kernel {
                     node: node.name.clone(),
                     op: op.onnx_name().into(),
@@ -131,19 +143,20 @@ pub(crate) fn execute(
     Ok((outputs, extras))
 }
 
-/// Reads a value for one use, dropping it after its last use unless it is pinned.
+/// Reads a value for one use, dropping it after its last use unless it is pinned. `None` when the
+/// producer has no such output (a malformed, unverified graph).
 fn take(
     values: &mut HashMap<ValueRef, Tensor>,
     remaining: &mut HashMap<ValueRef, usize>,
     pinned: &HashSet<ValueRef>,
     v: ValueRef,
-) -> Tensor {
+) -> Option<Tensor> {
     let n = remaining.get_mut(&v).expect("every read value was counted");
     *n -= 1;
     if *n == 0 && !pinned.contains(&v) {
-        values.remove(&v).expect("values are produced before their readers run")
+        values.remove(&v)
     } else {
-        values.get(&v).cloned().expect("values are produced before their readers run")
+        values.get(&v).cloned()
     }
 }
 
