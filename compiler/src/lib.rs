@@ -6,6 +6,7 @@
 //! - [`npy`]: NumPy `.npy` files to and from tensors;
 //! - [`stats`]: what `kiln inspect` reports and `kiln run`'s output summaries;
 //! - [`error`]: [`KilnError`], every failure with the context a user needs;
+//! - [`conformance`]: the ONNX node test suite runner and its per-op report;
 //! - [`cli`]: the `kiln` command line, runnable in-process.
 //!
 //! ```
@@ -29,6 +30,7 @@
 //! ```
 
 pub mod cli;
+pub mod conformance;
 pub mod driver;
 pub mod error;
 pub mod model;

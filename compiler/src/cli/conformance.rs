@@ -69,12 +69,14 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
 }
 
 fn read_floor(path: &PathBuf) -> Result<usize, KilnError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| KilnError::Io { action: "read the floor file", path: path.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| KilnError::Io {
+        action: "read the floor file",
+        path: path.clone(),
+        source,
+    })?;
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .and_then(|l| l.parse().ok())
         .ok_or_else(|| KilnError::Conformance(format!("{} holds no pass count", path.display())))
 }
-

@@ -2,6 +2,7 @@
 //! error reporting every command shares (`error: <message>` with its causes, non-zero exit).
 //! [`run`] takes its arguments and output streams as parameters so tests drive it in-process.
 
+mod conformance;
 mod inspect;
 mod opt;
 mod run;
@@ -28,6 +29,8 @@ enum Command {
     Run(run::Args),
     /// Optimize a model (constant folding, dead-code removal) and write it back as ONNX.
     Opt(opt::Args),
+    /// Run the ONNX node conformance suite and print a per-op pass/fail table.
+    Conformance(conformance::Args),
 }
 
 /// Runs the `kiln` command line on `args` (the first is the program name). Results go to `out`,
@@ -47,6 +50,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         Command::Inspect(args) => inspect::execute(args, out),
         Command::Run(args) => run::execute(args, out),
         Command::Opt(args) => opt::execute(args, out),
+        Command::Conformance(args) => conformance::execute(args, out),
     };
     match result {
         Ok(()) => 0,

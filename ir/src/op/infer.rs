@@ -63,6 +63,22 @@ impl<'a> InferCtx<'a> {
         self.const_input(i).map(Tensor::to_i64_vec)
     }
 
+    /// The element count of a 1-D input whose values are only known at run time (axes, shapes).
+    pub fn runtime_len(&self, i: usize, what: &str) -> Result<usize, InferError> {
+        let t = self.input(i)?;
+        match t.shape.as_slice() {
+            [d] => {
+                d.known().ok_or_else(|| self.error(format!("{what} must be constant or 1-D of known length, got {t}")))
+            }
+            _ => Err(self.error(format!("{what} must be 1-D, got {t}"))),
+        }
+    }
+
+    /// `rank` fresh dims, for outputs whose extents depend on run-time values.
+    pub fn fresh_shape(&self, rank: usize, what: &str) -> Vec<Dim> {
+        (0..rank).map(|i| self.fresh(format!("{what}{i}"))).collect()
+    }
+
     /// A named, data-dependent dimension: `<node>:<what>`.
     pub fn fresh(&self, what: impl std::fmt::Display) -> Dim {
         Dim::Sym(format!("{}:{}", self.node, what))

@@ -245,14 +245,10 @@ pub fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> Resul
 
 pub(crate) fn infer_reshape(cx: &InferCtx, allowzero: bool) -> Result<Vec<TensorType>, InferError> {
     let x = cx.input(0)?;
-    let s = cx.expect_dtype(1, |d| d == DType::I64)?;
+    cx.expect_dtype(1, |d| d == DType::I64)?;
     let Some(target) = cx.const_i64(1) else {
-        let n = s
-            .shape
-            .first()
-            .and_then(Dim::known)
-            .ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
-        let shape = (0..n).map(|i| cx.fresh(format!("reshape{i}"))).collect();
+        let n = cx.runtime_len(1, "shape input")?;
+        let shape = cx.fresh_shape(n, "reshape");
         return Ok(vec![TensorType { dtype: x.dtype, shape }]);
     };
     let shape = match x.concrete_shape() {
@@ -308,7 +304,11 @@ pub(crate) fn infer_squeeze(cx: &InferCtx) -> Result<Vec<TensorType>, InferError
             (0..x.rank()).filter(|&i| x.shape[i] == Dim::Known(1)).collect()
         }
         (Some(_), Some(a)) => a.iter().map(|&a| cx.axis(a, x.rank())).collect::<Result<_, _>>()?,
-        (Some(_), None) => return Err(cx.error("squeeze axes must be constant".into())),
+        (Some(_), None) => {
+            let n = cx.runtime_len(1, "squeeze axes")?;
+            let rank = x.rank().checked_sub(n).ok_or_else(|| cx.error(format!("{n} axes for {x}")))?;
+            return Ok(vec![TensorType { dtype: x.dtype, shape: cx.fresh_shape(rank, "squeezed") }]);
+        }
     };
     for &a in &axes {
         if x.shape[a].known().is_some_and(|d| d != 1) {
@@ -335,7 +335,10 @@ pub fn unsqueeze_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
 
 pub(crate) fn infer_unsqueeze(cx: &InferCtx) -> Result<Vec<TensorType>, InferError> {
     let x = cx.input(0)?;
-    let axes = cx.const_i64(1).ok_or_else(|| cx.error("unsqueeze axes must be constant".into()))?;
+    let Some(axes) = cx.const_i64(1) else {
+        let n = cx.runtime_len(1, "unsqueeze axes")?;
+        return Ok(vec![TensorType { dtype: x.dtype, shape: cx.fresh_shape(x.rank() + n, "unsqueezed") }]);
+    };
     let axes = unsqueeze_axes(&axes, x.rank()).map_err(|m| cx.error(m))?;
     let mut rest = x.shape.iter();
     let shape = (0..x.rank() + axes.len())
@@ -346,16 +349,12 @@ pub(crate) fn infer_unsqueeze(cx: &InferCtx) -> Result<Vec<TensorType>, InferErr
 
 pub(crate) fn infer_expand(cx: &InferCtx) -> Result<Vec<TensorType>, InferError> {
     let x = cx.input(0)?;
-    let s = cx.expect_dtype(1, |d| d == DType::I64)?;
+    cx.expect_dtype(1, |d| d == DType::I64)?;
     let target: Vec<Dim> = match cx.const_i64(1) {
         Some(v) => v.iter().map(|&d| Dim::Known(d.max(0) as usize)).collect(),
         None => {
-            let n = s
-                .shape
-                .first()
-                .and_then(Dim::known)
-                .ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
-            (0..n).map(|i| cx.fresh(format!("expand{i}"))).collect()
+            let n = cx.runtime_len(1, "shape input")?;
+            cx.fresh_shape(n, "expand")
         }
     };
     Ok(vec![TensorType { dtype: x.dtype, shape: broadcast_all(cx, &[&x.shape, &target])? }])
@@ -394,7 +393,7 @@ pub(crate) fn infer_shape(cx: &InferCtx, start: i64, end: Option<i64>) -> Result
 }
 
 pub(crate) fn infer_constant_of_shape(cx: &InferCtx, value: &Tensor) -> Result<Vec<TensorType>, InferError> {
-    let s = cx.expect_dtype(0, |d| d == DType::I64)?;
+    cx.expect_dtype(0, |d| d == DType::I64)?;
     let shape = match cx.const_i64(0) {
         Some(v) => {
             if v.iter().any(|&d| d < 0) {
@@ -405,12 +404,8 @@ pub(crate) fn infer_constant_of_shape(cx: &InferCtx, value: &Tensor) -> Result<V
             dims.into_iter().map(Dim::Known).collect()
         }
         None => {
-            let n = s
-                .shape
-                .first()
-                .and_then(Dim::known)
-                .ok_or_else(|| cx.error("shape input must be 1-D of known length".into()))?;
-            (0..n).map(|i| cx.fresh(format!("dim{i}"))).collect()
+            let n = cx.runtime_len(0, "shape input")?;
+            cx.fresh_shape(n, "dim")
         }
     };
     Ok(vec![TensorType { dtype: value.dtype(), shape }])

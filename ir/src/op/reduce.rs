@@ -141,11 +141,21 @@ pub(crate) fn infer_reduce(
     keepdims: bool,
     noop: bool,
 ) -> Result<Vec<TensorType>, InferError> {
-    let x = cx.expect_dtype(0, |d| d != DType::Bool)?;
+    // Opset 20 defines ReduceMax/ReduceMin on bool (as any/all).
+    let x = cx.expect_dtype(0, |d| d != DType::Bool || matches!(op, ReduceOp::Max | ReduceOp::Min))?;
     let axes = match (cx.opt_input(1), cx.const_i64(1)) {
         (None, _) => None,
         (Some(_), Some(a)) => Some(a),
-        (Some(_), None) => return Err(cx.error(format!("{} axes must be constant", op.onnx_name()))),
+        (Some(_), None) => {
+            // Axes known only at run time: the rank is known from their count, the extents are not.
+            let n = cx.runtime_len(1, "axes")?;
+            let rank = match (keepdims, n, noop) {
+                (true, _, _) | (false, 0, true) => x.rank(),
+                (false, 0, false) => 0,
+                (false, n, _) => x.rank().checked_sub(n).ok_or_else(|| cx.error(format!("{n} axes for {x}")))?,
+            };
+            return Ok(vec![TensorType { dtype: x.dtype, shape: cx.fresh_shape(rank, "reduced") }]);
+        }
     };
     let axes = reduce_axes(x.rank(), axes.as_deref(), noop).map_err(|m| cx.error(m))?;
     Ok(vec![TensorType { dtype: x.dtype, shape: reduced_shape(&x.shape, &axes, keepdims, Dim::Known(1)) }])
@@ -173,5 +183,19 @@ mod tests {
         assert_eq!(reduce_axes(3, Some(&[-1, 0]), false).unwrap(), vec![0, 2]);
         assert_eq!(reduce_axes(3, None, true).unwrap(), Vec::<usize>::new());
         assert_eq!(reduced_shape(&[2, 3, 4], &[1], true, 1), vec![2, 1, 4]);
+    }
+
+    #[test]
+    fn runtime_axes_give_known_rank() {
+        use crate::{Graph, Op, TensorType};
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::known(DType::F32, &[2, 3, 4]));
+        let axes = g.add_input("axes", TensorType::known(DType::I64, &[2]));
+        let keep = Op::Reduce { op: ReduceOp::Sum, keepdims: true, noop_with_empty_axes: false };
+        let drop = Op::Reduce { op: ReduceOp::Sum, keepdims: false, noop_with_empty_axes: false };
+        assert_eq!(g.add("k", keep, &[x, axes]).map(|v| g.value_type(v).rank()), Ok(3));
+        assert_eq!(g.add("d", drop, &[x, axes]).map(|v| g.value_type(v).rank()), Ok(1));
+        assert_eq!(g.add("u", Op::Unsqueeze, &[x, axes]).map(|v| g.value_type(v).rank()), Ok(5));
+        assert_eq!(g.add("s", Op::Squeeze, &[x, axes]).map(|v| g.value_type(v).rank()), Ok(1));
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`load_file`] / [`load_bytes`]: the entry points; [`ImportError`]: what can go wrong;
 //! - `graph`: the graph walk (scopes, topological sort, nested graphs and their captures);
+//!   `fold`: shape arithmetic evaluated while importing;
 //! - `node`: what one op function sees; `ops`: the registry, one small function per ONNX op
 //!   type with its opset differences resolved inside it;
 //! - `tensor`: `TensorProto` decoding (typed fields, raw data, external data); `attrs`: typed
@@ -23,6 +24,7 @@
 
 mod attrs;
 mod error;
+mod fold;
 mod graph;
 mod node;
 mod ops;
