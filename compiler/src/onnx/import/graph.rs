@@ -1,13 +1,13 @@
 //! The graph walk: one [`Builder`] per ONNX graph (the main graph and every nested If/Loop/Scan
 //! body). It declares inputs, resolves names (values, then initializers, then constants inherited
 //! from enclosing graphs), sorts the nodes topologically itself, and lowers each node through the
-//! op registry. Outer values a nested graph reads become explicit captures: extra inputs of the
+//! op registry (folding shape arithmetic on the way, see `fold`). Outer values a nested graph reads become explicit captures: extra inputs of the
 //! nested graph and of its node (see `kiln_ir::op::control`); outer constants are shared into the
 //! nested graph instead, so shape inference there still sees them.
 
 use super::attrs::Attrs;
 use super::node::{Lowered, OpCx};
-use super::{ops, tensor, ImportError};
+use super::{fold, ops, tensor, ImportError};
 use kiln_ir::{DType, Dim, Graph, Tensor, TensorType, ValueRef};
 use onnx_protobuf::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
 use std::cmp::Reverse;
@@ -186,6 +186,13 @@ impl<'g, 'm> Builder<'g, 'm> {
             if o.is_empty() {
                 *o = self.fresh_name(&format!("{name}__out{i}"));
             }
+        }
+        if let Some(values) = fold::fold(&self.graph, &op, &inputs, out_names.len()) {
+            for (o, t) in out_names.into_iter().zip(values) {
+                let v = self.graph.add_const(o.clone(), t);
+                self.values.insert(o, v);
+            }
+            return Ok(());
         }
         let id = self.graph.add_node(name, op, &inputs, &out_names)?;
         for (i, o) in out_names.into_iter().enumerate() {

@@ -899,3 +899,33 @@ fn composite_ops_expand_to_ir_nodes() {
     .unwrap_err();
     assert!(err.to_string().contains("overflows"), "{err}");
 }
+
+fn i64_scalar(name: &str, v: i64) -> TensorProto {
+    TensorProto { dims: vec![], ..i64s(name, &[v]) }
+}
+
+#[test]
+fn shape_arithmetic_is_folded_while_importing() {
+    // y = Reshape(x, Concat(Gather(Shape(x), [0]), [-1])); z = ReduceSum(y, Range(1, 2, 1))
+    let g = graph(
+        vec![
+            node("Shape", "s", &["x"], &["s"], vec![]),
+            node("Gather", "b", &["s", "zero"], &["b"], vec![]),
+            node("Concat", "t", &["b", "minus1"], &["t"], vec![int("axis", 0)]),
+            node("Reshape", "y", &["x", "t"], &["y"], vec![]),
+            node("Range", "axes", &["one", "two", "one"], &["axes"], vec![]),
+            node("ReduceSum", "z", &["y", "axes"], &["z"], vec![int("keepdims", 0)]),
+        ],
+        vec![vi("x", DType::F32, &["2", "3", "4"])],
+        vec![untyped("y"), untyped("z")],
+        vec![i64s("zero", &[0]), i64s("minus1", &[-1]), i64_scalar("one", 1), i64_scalar("two", 2)],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    m.graph.verify().unwrap();
+    let types: Vec<String> = m.graph.output_types().iter().map(ToString::to_string).collect();
+    assert_eq!(types, ["f32[2,12]", "f32[2]"]);
+    assert_eq!(op_of(&m, "t"), &Op::Constant(Tensor::vector(vec![2i64, -1])));
+    assert_eq!(op_of(&m, "axes"), &Op::Constant(Tensor::vector(vec![1i64])));
+    // Float computations stay as the file has them.
+    assert!(matches!(op_of(&m, "y"), Op::Reshape { .. }));
+}

@@ -1,14 +1,25 @@
-//! ONNX ops Kiln expresses as a few IR nodes instead of an op of its own: PRelu, DepthToSpace and
-//! SpaceToDepth. Helper nodes are named `<node>__<step>`; the last node keeps the node's name.
+//! ONNX ops Kiln expresses as a few IR nodes instead of an op of its own: activations (PRelu,
+//! Swish, Shrink), predicates (IsNaN, IsInf, BitwiseNot), normalizations (RMSNormalization,
+//! LpNormalization, MeanVarianceNormalization), EyeLike, DepthToSpace and SpaceToDepth. Helper
+//! nodes are named `<node>__<step>`; the last node keeps the node's name.
 
 use super::Registry;
 use crate::onnx::import::node::{Lowered, OpCx};
 use crate::onnx::import::ImportError;
-use kiln_ir::op::Binary;
+use kiln_ir::op::{normalize_axis, Binary, ReduceOp, Unary};
 use kiln_ir::{Op, Tensor, ValueRef};
 
 pub(super) fn register(r: &mut Registry) {
     r.insert("PRelu", prelu);
+    r.insert("Swish", swish);
+    r.insert("Shrink", shrink);
+    r.insert("IsNaN", is_nan);
+    r.insert("IsInf", is_inf);
+    r.insert("BitwiseNot", bitwise_not);
+    r.insert("RMSNormalization", rms_norm);
+    r.insert("LpNormalization", lp_norm);
+    r.insert("MeanVarianceNormalization", mean_variance_norm);
+    r.insert("EyeLike", eye_like);
     r.insert("DepthToSpace", depth_to_space);
     r.insert("SpaceToDepth", space_to_depth);
 }
@@ -20,6 +31,137 @@ fn prelu(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     let negative = cx.helper("negative", Op::Binary(Binary::Less), &[x, zero])?;
     let scaled = cx.helper("scaled", Op::Binary(Binary::Mul), &[x, slope])?;
     Ok(Lowered::new(Op::Where, vec![Some(negative), Some(scaled), Some(x)]))
+}
+
+/// `x * sigmoid(alpha * x)`
+fn swish(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let x = cx.input(0)?;
+    let alpha = cx.scalar_like("alpha", 0, cx.attrs.float_or("alpha", 1.0)? as f64)?;
+    let scaled = cx.helper("scaled", Op::Binary(Binary::Mul), &[x, alpha])?;
+    let gate = cx.helper("gate", Op::Unary(Unary::Sigmoid), &[scaled])?;
+    Ok(Lowered::new(Op::Binary(Binary::Mul), vec![Some(x), Some(gate)]))
+}
+
+/// `x < -lambd ? x + bias : x > lambd ? x - bias : 0`
+fn shrink(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let x = cx.input(0)?;
+    let (lambd, bias) = (cx.attrs.float_or("lambd", 0.5)? as f64, cx.attrs.float_or("bias", 0.0)? as f64);
+    let (low, high) = (cx.scalar_like("low", 0, -lambd)?, cx.scalar_like("high", 0, lambd)?);
+    let (b, zero) = (cx.scalar_like("bias", 0, bias)?, cx.scalar_like("zero", 0, 0.0)?);
+    let below = cx.helper("below", Op::Binary(Binary::Less), &[x, low])?;
+    let above = cx.helper("above", Op::Binary(Binary::Greater), &[x, high])?;
+    let raised = cx.helper("raised", Op::Binary(Binary::Add), &[x, b])?;
+    let lowered = cx.helper("lowered", Op::Binary(Binary::Sub), &[x, b])?;
+    let upper = cx.helper("upper", Op::Where, &[above, lowered, zero])?;
+    Ok(Lowered::new(Op::Where, vec![Some(below), Some(raised), Some(upper)]))
+}
+
+/// `not (x == x)`
+fn is_nan(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let x = cx.input(0)?;
+    let equal = cx.helper("equal", Op::Binary(Binary::Equal), &[x, x])?;
+    Ok(Lowered::new(Op::Unary(Unary::Not), vec![Some(equal)]))
+}
+
+/// `x == +inf` and/or `x == -inf`, as `detect_positive` / `detect_negative` ask.
+fn is_inf(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let x = cx.input(0)?;
+    let (pos, neg) = (cx.attrs.bool_or("detect_positive", true)?, cx.attrs.bool_or("detect_negative", true)?);
+    // Comparing with NaN is false everywhere: what asking for neither sign must give.
+    let target = |wanted: bool, inf: f64| if wanted { inf } else { f64::NAN };
+    let (p, n) = (
+        cx.scalar_like("pos_inf", 0, target(pos, f64::INFINITY))?,
+        cx.scalar_like("neg_inf", 0, target(neg, f64::NEG_INFINITY))?,
+    );
+    let is_pos = cx.helper("is_pos", Op::Binary(Binary::Equal), &[x, p])?;
+    let is_neg = cx.helper("is_neg", Op::Binary(Binary::Equal), &[x, n])?;
+    Ok(Lowered::new(Op::Binary(Binary::Or), vec![Some(is_pos), Some(is_neg)]))
+}
+
+/// `x xor ~0`
+fn bitwise_not(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let x = cx.input(0)?;
+    let dtype = cx.input_type(0)?.dtype;
+    if !dtype.is_int() {
+        return Err(cx.error(format!("input has dtype {dtype}; BitwiseNot takes integers")));
+    }
+    let ones = cx.konst("ones", Tensor::scalar(-1i64).cast(dtype));
+    Ok(Lowered::new(Op::Binary(Binary::BitwiseXor), vec![Some(x), Some(ones)]))
+}
+
+/// The axes `axis..rank` of input 0, as a constant input.
+fn trailing_axes(cx: &mut OpCx, axis: i64) -> Result<ValueRef, ImportError> {
+    let rank = cx.input_type(0)?.rank();
+    let a =
+        normalize_axis(axis, rank).ok_or_else(|| cx.error(format!("axis {axis} is out of range for rank {rank}")))?;
+    Ok(cx.konst("axes", Tensor::vector((a as i64..rank as i64).collect())))
+}
+
+fn reduce(op: ReduceOp) -> Op {
+    Op::Reduce { op, keepdims: true, noop_with_empty_axes: false }
+}
+
+/// `x / sqrt(mean(x^2 over axis..) + epsilon) * scale`
+fn rms_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let (x, scale) = (cx.input(0)?, cx.input(1)?);
+    let axes = trailing_axes(cx, cx.attrs.int_or("axis", -1)?)?;
+    let eps = cx.scalar_like("epsilon", 0, cx.attrs.float_or("epsilon", 1e-5)? as f64)?;
+    let squared = cx.helper("squared", Op::Binary(Binary::Mul), &[x, x])?;
+    let mean = cx.helper("mean", reduce(ReduceOp::Mean), &[squared, axes])?;
+    let shifted = cx.helper("shifted", Op::Binary(Binary::Add), &[mean, eps])?;
+    let rms = cx.helper("rms", Op::Unary(Unary::Sqrt), &[shifted])?;
+    let normed = cx.helper("normed", Op::Binary(Binary::Div), &[x, rms])?;
+    Ok(Lowered::new(Op::Binary(Binary::Mul), vec![Some(normed), Some(scale)]))
+}
+
+/// `x / ||x||_p` along `axis` (p is 1 or 2).
+fn lp_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let x = cx.input(0)?;
+    let op = match cx.attrs.int_or("p", 2)? {
+        1 => ReduceOp::L1,
+        2 => ReduceOp::L2,
+        p => return Err(cx.error(format!("p = {p} is not supported (1 or 2)"))),
+    };
+    let axes = cx.konst("axes", Tensor::vector(vec![cx.attrs.int_or("axis", -1)?]));
+    let norm = cx.helper("norm", reduce(op), &[x, axes])?;
+    Ok(Lowered::new(Op::Binary(Binary::Div), vec![Some(x), Some(norm)]))
+}
+
+/// `(x - mean) / (std + 1e-9)` over `axes` (default `[0, 2, 3]`), as ONNX's function body does.
+fn mean_variance_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let x = cx.input(0)?;
+    let axes = cx.attrs.ints("axes")?.unwrap_or_else(|| vec![0, 2, 3]);
+    let axes = cx.konst("axes", Tensor::vector(axes));
+    let eps = cx.scalar_like("epsilon", 0, 1e-9)?;
+    let mean = cx.helper("mean", reduce(ReduceOp::Mean), &[x, axes])?;
+    let centered = cx.helper("centered", Op::Binary(Binary::Sub), &[x, mean])?;
+    let squared = cx.helper("squared", Op::Binary(Binary::Mul), &[centered, centered])?;
+    let variance = cx.helper("variance", reduce(ReduceOp::Mean), &[squared, axes])?;
+    let std = cx.helper("std", Op::Unary(Unary::Sqrt), &[variance])?;
+    let padded = cx.helper("padded", Op::Binary(Binary::Add), &[std, eps])?;
+    Ok(Lowered::new(Op::Binary(Binary::Div), vec![Some(centered), Some(padded)]))
+}
+
+/// A constant: ones on diagonal `k` of a matrix shaped like the (known) 2-D input.
+fn eye_like(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let t = cx.input_type(0)?;
+    let [rows, cols] = t
+        .concrete_shape()
+        .and_then(|s| <[usize; 2]>::try_from(s).ok())
+        .ok_or_else(|| cx.error(format!("needs a 2-D input of known shape, got {t}")))?;
+    let dtype = match cx.attrs.int("dtype")? {
+        None => t.dtype,
+        Some(code) => i32::try_from(code)
+            .ok()
+            .and_then(kiln_ir::DType::from_onnx_code)
+            .ok_or_else(|| cx.error(format!("dtype {code} is not supported")))?,
+    };
+    kiln_ir::tensor::check_alloc(dtype, &[rows, cols]).map_err(|e| cx.error(e.to_string()))?;
+    let k = cx.attrs.int_or("k", 0)?;
+    let v: Vec<f64> =
+        (0..rows * cols).map(|i| f64::from(u8::from((i % cols) as i64 - (i / cols) as i64 == k))).collect();
+    let eye = Tensor::from_vec(&[rows, cols], v).map_err(|e| cx.error(e.to_string()))?.cast(dtype);
+    Ok(Lowered::new(Op::Constant(eye), vec![]))
 }
 
 /// The known `[C, H, W]` of a rank-4 input and the positive `blocksize`.
