@@ -134,8 +134,9 @@ def to_json(meta: dict) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def make_fixture(path: Path):
-    name = path.stem
+def randomized(path: Path):
+    """The model with its weights randomized per the spec and its logits exposed, plus the seeded
+    feeds, the original output names, the logits name and the weight ranges."""
     model = onnx.load(str(path))
     g = model.graph
     weights = weight_shapes(g)
@@ -161,13 +162,23 @@ def make_fixture(path: Path):
         feeds[i.name] = seeded(np.float32, shape, i.name, 0.0, 1.0)
         # `head` lets the Rust side check its seeded input before blaming a kernel.
         inputs.append({"name": i.name, "shape": shape, "dtype": "f32", "head": feeds[i.name].ravel()[:4].tolist()})
+    return model, feeds, inputs, outputs, logits, ranges
 
+
+def ort_run(model_bytes: bytes, names, feeds):
+    """ONNX Runtime on CPU with graph optimizations off: the reference as written, not as ORT rewrites it."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 3  # unused __SHAPE initializers are expected
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    return sess.run(names, feeds)
+
+
+def make_fixture(path: Path):
+    name = path.stem
+    model, feeds, inputs, outputs, logits, ranges = randomized(path)
     names = outputs + ([logits] if logits not in outputs else [])
-    results = sess.run(names, feeds)
+    results = ort_run(model.SerializeToString(), names, feeds)
 
     out_dir = FIXTURES / name
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,28 @@ use onnx_protobuf::{Message, ModelProto, OperatorSetIdProto};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The default-domain opset every export targets.
+/// The oldest default-domain opset an export targets. A model written for a newer opset is
+/// exported at its own opset, since the IR's semantics are the newest opset's and some of them
+/// (e.g. f16 Celu, signed BitShift) have no spelling at 21.
 pub const TARGET_OPSET: i64 = 21;
-/// The ONNX IR version written (10 pairs with opset 21).
+/// The ONNX IR version that pairs with opset 21.
 pub const IR_VERSION: i64 = 10;
+
+/// The opset an export of `model` declares.
+pub fn export_opset(model: &Model) -> i64 {
+    model.opset.max(TARGET_OPSET)
+}
+
+/// The IR version ONNX pairs with a default-domain opset (onnx.helper.VERSION_TABLE).
+fn ir_version_for(opset: i64) -> i64 {
+    match opset {
+        ..=22 => IR_VERSION,
+        23 => 11,
+        24 => 12,
+        25..=27 => 13,
+        _ => 14,
+    }
+}
 /// Protobuf messages (and so ONNX files without external data) must stay below 2 GiB.
 const MAX_PROTO_BYTES: u64 = i32::MAX as u64;
 
@@ -48,9 +66,10 @@ pub enum ExportError {
 pub fn to_proto(model: &Model) -> Result<ModelProto, ExportError> {
     let mut writer = graph::Writer::new(&model.graph);
     let graph = writer.graph(&model.graph, &graph::Scope::new(), &[])?;
+    let opset = export_opset(model);
     Ok(ModelProto {
-        ir_version: IR_VERSION,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: TARGET_OPSET, ..Default::default() }],
+        ir_version: ir_version_for(opset),
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset, ..Default::default() }],
         producer_name: "kiln".to_string(),
         producer_version: env!("CARGO_PKG_VERSION").to_string(),
         graph: Some(graph).into(),
