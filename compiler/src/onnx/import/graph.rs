@@ -151,6 +151,11 @@ impl<'g, 'm> Builder<'g, 'm> {
         name
     }
 
+    /// Makes `name` refer to `v` from now on.
+    pub(crate) fn define(&mut self, name: String, v: ValueRef) {
+        self.values.insert(name, v);
+    }
+
     pub(crate) fn is_consumed(&self, name: &str) -> bool {
         self.consumed.contains(name)
     }

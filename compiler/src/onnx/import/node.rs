@@ -92,6 +92,21 @@ impl OpCx<'_, '_, '_> {
         Ok(self.konst(what, t))
     }
 
+    /// Whether ONNX output `i` exists and something reads it.
+    pub(crate) fn output_used(&self, i: usize) -> bool {
+        self.node.output.get(i).is_some_and(|o| !o.is_empty() && self.b.is_consumed(o))
+    }
+
+    /// Computes ONNX output `i` (which must exist) with a node of its own, named after the
+    /// output: for extra outputs Kiln expresses as separate IR nodes.
+    pub(crate) fn output_node(&mut self, i: usize, op: Op, inputs: &[ValueRef]) -> Result<(), ImportError> {
+        let name = self.node.output[i].clone();
+        let ins: Vec<Option<ValueRef>> = inputs.iter().copied().map(Some).collect();
+        let id = self.b.graph.add_node(name.clone(), op, &ins, std::slice::from_ref(&name))?;
+        self.b.define(name, ValueRef::first(id));
+        Ok(())
+    }
+
     /// Refuses ONNX outputs from index `from` on that something reads (training-only outputs
     /// Kiln does not compute); unused ones are dropped.
     pub(crate) fn only_outputs(&self, from: usize, why: &str) -> Result<usize, ImportError> {

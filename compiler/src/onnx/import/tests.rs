@@ -929,3 +929,25 @@ fn shape_arithmetic_is_folded_while_importing() {
     // Float computations stay as the file has them.
     assert!(matches!(op_of(&m, "y"), Op::Reshape { .. }));
 }
+
+#[test]
+fn layer_norm_statistics_are_computed_when_read() {
+    let g = graph(
+        vec![node("LayerNormalization", "ln", &["x", "scale"], &["y", "mean", "inv_std"], vec![float("epsilon", 0.0)])],
+        vec![vi("x", DType::F32, &["1", "4"])],
+        vec![untyped("y"), untyped("mean"), untyped("inv_std")],
+        vec![f32s("scale", &[4], &[1.0; 4])],
+    );
+    let m = import(&model(g, 17)).unwrap();
+    m.graph.verify().unwrap();
+    use kiln_backends::{interp::Interpreter, Backend};
+    let x = Tensor::from_vec(&[1, 4], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+    let out = Interpreter.prepare(&m.graph).unwrap().run(&[x]).unwrap();
+    // mean 2.5, variance 1.25
+    let inv = 1.0 / 1.25f32.sqrt();
+    assert_eq!(out[1].shape(), &[1, 1]);
+    assert_eq!(out[1].to_vec::<f32>(), [2.5]);
+    assert!((out[2].to_vec::<f32>()[0] - inv).abs() < 1e-6);
+    let y = out[0].to_vec::<f32>();
+    assert!((y[0] + 1.5 * inv).abs() < 1e-5, "{y:?}");
+}

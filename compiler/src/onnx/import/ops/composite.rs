@@ -1,13 +1,13 @@
 //! ONNX ops Kiln expresses as a few IR nodes instead of an op of its own: activations (PRelu,
 //! Swish, Shrink), predicates (IsNaN, IsInf, BitwiseNot), normalizations (RMSNormalization,
-//! LpNormalization, MeanVarianceNormalization), EyeLike, DepthToSpace and SpaceToDepth. Helper
+//! LpNormalization, MeanVarianceNormalization, LayerNormalization's statistics outputs), EyeLike, DepthToSpace and SpaceToDepth. Helper
 //! nodes are named `<node>__<step>`; the last node keeps the node's name.
 
 use super::Registry;
 use crate::onnx::import::node::{Lowered, OpCx};
 use crate::onnx::import::ImportError;
 use kiln_ir::op::{normalize_axis, Binary, ReduceOp, Unary};
-use kiln_ir::{Op, Tensor, ValueRef};
+use kiln_ir::{DType, Op, Tensor, ValueRef};
 
 pub(super) fn register(r: &mut Registry) {
     r.insert("PRelu", prelu);
@@ -142,6 +142,37 @@ fn mean_variance_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     Ok(Lowered::new(Op::Binary(Binary::Div), vec![Some(centered), Some(padded)]))
 }
 
+/// LayerNormalization's `Mean` and `InvStdDev` outputs, for whichever something reads:
+/// `mean(x)` and `1 / sqrt(var(x) + epsilon)` over `axis..` with reduced dims kept, in the
+/// `stash_type` precision (f32 by default).
+pub(super) fn layer_norm_statistics(cx: &mut OpCx, axis: i64, epsilon: f32) -> Result<(), ImportError> {
+    if !cx.output_used(1) && !cx.output_used(2) {
+        return Ok(());
+    }
+    let x = cx.input(0)?;
+    let dtype = cx.input_type(0)?.dtype;
+    let stash = match cx.attrs.int_or("stash_type", 1)? {
+        1 => DType::F32,
+        code => i32::try_from(code).ok().and_then(DType::from_onnx_code).unwrap_or(dtype),
+    };
+    let axes = trailing_axes(cx, axis)?;
+    let eps = cx.scalar_like("epsilon", 0, epsilon as f64)?;
+    let mean = cx.helper("mean", reduce(ReduceOp::Mean), &[x, axes])?;
+    let centered = cx.helper("centered", Op::Binary(Binary::Sub), &[x, mean])?;
+    let squared = cx.helper("squared", Op::Binary(Binary::Mul), &[centered, centered])?;
+    let variance = cx.helper("variance", reduce(ReduceOp::Mean), &[squared, axes])?;
+    let shifted = cx.helper("shifted", Op::Binary(Binary::Add), &[variance, eps])?;
+    let std = cx.helper("std", Op::Unary(Unary::Sqrt), &[shifted])?;
+    let inv = cx.helper("inv_std", Op::Unary(Unary::Reciprocal), &[std])?;
+    let to_stash = if stash == dtype { Op::Identity } else { Op::Cast { to: stash } };
+    for (i, v) in [(1, mean), (2, inv)] {
+        if cx.output_used(i) {
+            cx.output_node(i, to_stash.clone(), &[v])?;
+        }
+    }
+    Ok(())
+}
+
 /// A constant: ones on diagonal `k` of a matrix shaped like the (known) 2-D input.
 fn eye_like(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     let t = cx.input_type(0)?;
@@ -153,7 +184,7 @@ fn eye_like(cx: &mut OpCx) -> Result<Lowered, ImportError> {
         None => t.dtype,
         Some(code) => i32::try_from(code)
             .ok()
-            .and_then(kiln_ir::DType::from_onnx_code)
+            .and_then(DType::from_onnx_code)
             .ok_or_else(|| cx.error(format!("dtype {code} is not supported")))?,
     };
     kiln_ir::tensor::check_alloc(dtype, &[rows, cols]).map_err(|e| cx.error(e.to_string()))?;

@@ -92,10 +92,12 @@ fn instance_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     Ok(cx.same(Op::InstanceNorm { epsilon: cx.attrs.float_or("epsilon", 1e-5)? }))
 }
 
+/// `Y` is the IR's LayerNorm; the optional `Mean` and `InvStdDev` outputs, when read, are
+/// computed by nodes of their own.
 fn layer_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
-    let keep = cx.only_outputs(1, "Kiln does not compute LayerNormalization's mean and inverse deviation")?;
-    let op = Op::LayerNorm { axis: cx.attrs.int_or("axis", -1)?, epsilon: cx.attrs.float_or("epsilon", 1e-5)? };
-    Ok(cx.same(op).outputs(keep))
+    let (axis, epsilon) = (cx.attrs.int_or("axis", -1)?, cx.attrs.float_or("epsilon", 1e-5)?);
+    super::composite::layer_norm_statistics(cx, axis, epsilon)?;
+    Ok(cx.same(Op::LayerNorm { axis, epsilon }).outputs(1))
 }
 
 fn lrn(cx: &mut OpCx) -> Result<Lowered, ImportError> {
