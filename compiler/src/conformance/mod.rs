@@ -204,3 +204,58 @@ pub fn report(results: &[CaseResult], show_failures: bool) -> String {
     let _ = writeln!(out, "{} passed, {} failed, {} skipped", all.passed, all.failed, all.skipped);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::export::{tensor_to_proto, to_proto};
+    use crate::Model;
+    use kiln_backends::interp::Interpreter;
+    use kiln_ir::{op::Unary, DType, Graph, Op, TensorType};
+    use onnx_protobuf::type_proto;
+
+    /// A case folder holding a Relu model and one data set with the given expected output.
+    fn write_case(root: &Path, name: &str, expected: Vec<f32>, elem_type: i32) -> PathBuf {
+        let mut g = Graph::new("relu");
+        let x = g.add_input("x", TensorType::known(DType::F32, &[3]));
+        let y = g.add("y", Op::Unary(Unary::Relu), &[x]).unwrap();
+        g.set_outputs(vec![y]);
+        let mut proto = to_proto(&Model { graph: g, opset: 21, ir_version: 10, producer: "test".into() }).unwrap();
+        if let Some(type_proto::Value::TensorType(t)) =
+            proto.graph.mut_or_insert_default().input[0].type_.mut_or_insert_default().value.as_mut()
+        {
+            t.elem_type = elem_type;
+        }
+        let dir = root.join(name);
+        let set = dir.join("test_data_set_0");
+        std::fs::create_dir_all(&set).unwrap();
+        std::fs::write(dir.join("model.onnx"), proto.write_to_bytes().unwrap()).unwrap();
+        let input = tensor_to_proto("x", &Tensor::vector(vec![-1.0f32, 2.0, -3.0]));
+        std::fs::write(set.join("input_0.pb"), input.write_to_bytes().unwrap()).unwrap();
+        let output = tensor_to_proto("y", &Tensor::vector(expected));
+        std::fs::write(set.join("output_0.pb"), output.write_to_bytes().unwrap()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn passes_fails_and_skips_like_the_onnx_runner() {
+        let root = std::env::temp_dir().join(format!("kiln-conformance-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write_case(&root, "test_relu_good", vec![0.0, 2.0, 0.0], 1);
+        write_case(&root, "test_relu_bad", vec![0.0, 2.5, 0.0], 1);
+        write_case(&root, "test_relu_string", vec![0.0, 2.0, 0.0], 8);
+        let cases = discover(&root, None).unwrap();
+        assert_eq!(cases.len(), 3);
+        for roundtrip in [false, true] {
+            let results = run_suite(&cases, &Interpreter, roundtrip, |_| {});
+            let by_name = |n: &str| results.iter().find(|r| r.name == n).unwrap().outcome.clone();
+            assert_eq!(by_name("test_relu_good"), Outcome::Passed);
+            assert!(matches!(by_name("test_relu_bad"), Outcome::Failed(m) if m.contains("flat index 1")));
+            assert!(matches!(by_name("test_relu_string"), Outcome::Skipped(m) if m.starts_with("string")));
+            let text = report(&results, true);
+            assert!(text.ends_with("1 passed, 1 failed, 1 skipped\n"), "{text}");
+            assert!(text.contains("Relu"), "{text}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -62,6 +62,11 @@ pub enum ExportError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+/// One tensor as an ONNX `TensorProto` (raw little-endian data), e.g. for test data sets.
+pub fn tensor_to_proto(name: &str, t: &kiln_ir::Tensor) -> onnx_protobuf::TensorProto {
+    tensor::tensor_proto(name, t)
+}
+
 /// The model as an ONNX `ModelProto`.
 pub fn to_proto(model: &Model) -> Result<ModelProto, ExportError> {
     let mut writer = graph::Writer::new(&model.graph);
