@@ -951,3 +951,21 @@ fn layer_norm_statistics_are_computed_when_read() {
     let y = out[0].to_vec::<f32>();
     assert!((y[0] + 1.5 * inv).abs() < 1e-5, "{y:?}");
 }
+
+#[test]
+fn trilu_masks_by_diagonal_offset() {
+    let tri = |attrs: Vec<AttributeProto>, inputs: &[&str], inits: Vec<TensorProto>| {
+        let g = graph(
+            vec![node("Trilu", "tri", inputs, &["y"], attrs)],
+            vec![vi("x", DType::F32, &["2", "3"])],
+            vec![untyped("y")],
+            inits,
+        );
+        let m = import(&model(g, 14)).unwrap();
+        m.graph.verify().unwrap();
+        run_one(&m, Tensor::from_vec(&[2, 3], vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap())
+    };
+    assert_eq!(tri(vec![], &["x"], vec![]), [1.0, 2.0, 3.0, 0.0, 5.0, 6.0]);
+    assert_eq!(tri(vec![int("upper", 0)], &["x", "k"], vec![i64_scalar("k", -1)]), [0.0, 0.0, 0.0, 4.0, 0.0, 0.0]);
+    assert_eq!(tri(vec![], &["x", "k"], vec![i64_scalar("k", 2)]), [0.0, 0.0, 3.0, 0.0, 0.0, 0.0]);
+}

@@ -1,6 +1,6 @@
 //! ONNX ops Kiln expresses as a few IR nodes instead of an op of its own: activations (PRelu,
 //! Swish, Shrink), predicates (IsNaN, IsInf, BitwiseNot), normalizations (RMSNormalization,
-//! LpNormalization, MeanVarianceNormalization, LayerNormalization's statistics outputs), EyeLike, DepthToSpace and SpaceToDepth. Helper
+//! LpNormalization, MeanVarianceNormalization, LayerNormalization's statistics outputs), EyeLike, Trilu, DepthToSpace and SpaceToDepth. Helper
 //! nodes are named `<node>__<step>`; the last node keeps the node's name.
 
 use super::Registry;
@@ -20,6 +20,7 @@ pub(super) fn register(r: &mut Registry) {
     r.insert("LpNormalization", lp_norm);
     r.insert("MeanVarianceNormalization", mean_variance_norm);
     r.insert("EyeLike", eye_like);
+    r.insert("Trilu", trilu);
     r.insert("DepthToSpace", depth_to_space);
     r.insert("SpaceToDepth", space_to_depth);
 }
@@ -171,6 +172,28 @@ pub(super) fn layer_norm_statistics(cx: &mut OpCx, axis: i64, epsilon: f32) -> R
         }
     }
     Ok(())
+}
+
+/// Keeps `x[..., i, j]` where `j - i >= k` (upper) or `j - i <= k` (lower), zeroes the rest;
+/// the matrix extents must be known, `k` (default 0) may be computed.
+fn trilu(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let x = cx.input(0)?;
+    let t = cx.input_type(0)?;
+    let dims: Option<Vec<usize>> = t.shape.iter().rev().take(2).map(|d| d.known()).collect();
+    let Some(&[cols, rows]) = dims.as_deref().filter(|_| t.rank() >= 2) else {
+        return Err(cx.error(format!("needs an input of rank 2 or more with known matrix extents, got {t}")));
+    };
+    let row_ids = Tensor::from_vec(&[rows, 1], (0..rows as i64).collect()).map_err(|e| cx.error(e.to_string()))?;
+    let (row_ids, col_ids) = (cx.konst("rows", row_ids), cx.konst("cols", Tensor::vector((0..cols as i64).collect())));
+    let k = match cx.opt(1) {
+        Some(k) => k,
+        None => cx.konst("k", Tensor::scalar(0i64)),
+    };
+    let offset = cx.helper("offset", Op::Binary(Binary::Sub), &[col_ids, row_ids])?;
+    let keep = if cx.attrs.bool_or("upper", true)? { Binary::GreaterOrEqual } else { Binary::LessOrEqual };
+    let mask = cx.helper("mask", Op::Binary(keep), &[offset, k])?;
+    let zero = cx.scalar_like("zero", 0, 0.0)?;
+    Ok(Lowered::new(Op::Where, vec![Some(mask), Some(x), Some(zero)]))
 }
 
 /// A constant: ones on diagonal `k` of a matrix shaped like the (known) 2-D input.
