@@ -969,3 +969,21 @@ fn trilu_masks_by_diagonal_offset() {
     assert_eq!(tri(vec![int("upper", 0)], &["x", "k"], vec![i64_scalar("k", -1)]), [0.0, 0.0, 0.0, 4.0, 0.0, 0.0]);
     assert_eq!(tri(vec![], &["x", "k"], vec![i64_scalar("k", 2)]), [0.0, 0.0, 3.0, 0.0, 0.0, 0.0]);
 }
+
+#[test]
+fn one_hot_marks_positions_along_the_new_axis() {
+    let hot = |axis: i64| {
+        let g = graph(
+            vec![node("OneHot", "oh", &["i", "depth", "values"], &["y"], vec![int("axis", axis)])],
+            vec![vi("i", DType::I64, &["3"])],
+            vec![untyped("y")],
+            vec![i64_scalar("depth", 3), f32s("values", &[2], &[0.0, 1.0])],
+        );
+        let m = import(&model(g, 11)).unwrap();
+        m.graph.verify().unwrap();
+        run_one(&m, Tensor::vector(vec![0i64, -1, 5]))
+    };
+    // Index -1 counts from the end; 5 is out of range and marks nothing.
+    assert_eq!(hot(-1), [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(hot(0), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+}

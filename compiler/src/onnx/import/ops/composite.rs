@@ -1,6 +1,6 @@
 //! ONNX ops Kiln expresses as a few IR nodes instead of an op of its own: activations (PRelu,
 //! Swish, Shrink), predicates (IsNaN, IsInf, BitwiseNot), normalizations (RMSNormalization,
-//! LpNormalization, MeanVarianceNormalization, LayerNormalization's statistics outputs), EyeLike, Trilu, DepthToSpace and SpaceToDepth. Helper
+//! LpNormalization, MeanVarianceNormalization, LayerNormalization's statistics outputs), EyeLike, Trilu, OneHot, DepthToSpace and SpaceToDepth. Helper
 //! nodes are named `<node>__<step>`; the last node keeps the node's name.
 
 use super::Registry;
@@ -21,6 +21,7 @@ pub(super) fn register(r: &mut Registry) {
     r.insert("MeanVarianceNormalization", mean_variance_norm);
     r.insert("EyeLike", eye_like);
     r.insert("Trilu", trilu);
+    r.insert("OneHot", one_hot);
     r.insert("DepthToSpace", depth_to_space);
     r.insert("SpaceToDepth", space_to_depth);
 }
@@ -194,6 +195,37 @@ fn trilu(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     let mask = cx.helper("mask", Op::Binary(keep), &[offset, k])?;
     let zero = cx.scalar_like("zero", 0, 0.0)?;
     Ok(Lowered::new(Op::Where, vec![Some(mask), Some(x), Some(zero)]))
+}
+
+/// `values[1]` where `indices` (negative ones counting from `depth`) equals the position along
+/// the new axis, `values[0]` elsewhere.
+fn one_hot(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let (indices, depth, values) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
+    let rank = cx.input_type(0)?.rank() + 1;
+    let axis = cx.attrs.int_or("axis", -1)?;
+    let a =
+        normalize_axis(axis, rank).ok_or_else(|| cx.error(format!("axis {axis} is out of range for rank {rank}")))?;
+    let depth = cx.helper("depth", Op::Cast { to: DType::I64 }, &[depth])?;
+    let scalar_shape = cx.konst("scalar_shape", Tensor::vector(Vec::<i64>::new()));
+    let depth = cx.helper("depth_scalar", Op::Reshape { allowzero: false }, &[depth, scalar_shape])?;
+    let (zero, one) = (cx.konst("zero", Tensor::scalar(0i64)), cx.konst("one", Tensor::scalar(1i64)));
+    let mut positions = cx.helper("positions", Op::Range, &[zero, depth, one])?;
+    if a + 1 < rank {
+        // Put the positions on axis `a`: [depth, 1, ..., 1].
+        let target: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, rank - 1 - a)).collect();
+        let target = cx.konst("positions_shape", Tensor::vector(target));
+        positions = cx.helper("positions_on_axis", Op::Reshape { allowzero: false }, &[positions, target])?;
+    }
+    let index = cx.helper("index", Op::Cast { to: DType::I64 }, &[indices])?;
+    let negative = cx.helper("negative", Op::Binary(Binary::Less), &[index, zero])?;
+    let wrapped = cx.helper("wrapped", Op::Binary(Binary::Add), &[index, depth])?;
+    let fixed = cx.helper("fixed", Op::Where, &[negative, wrapped, index])?;
+    let axes = cx.konst("axes", Tensor::vector(vec![a as i64]));
+    let column = cx.helper("column", Op::Unsqueeze, &[fixed, axes])?;
+    let hot = cx.helper("hot", Op::Binary(Binary::Equal), &[column, positions])?;
+    let off = cx.helper("off", Op::Gather { axis: 0 }, &[values, zero])?;
+    let on = cx.helper("on", Op::Gather { axis: 0 }, &[values, one])?;
+    Ok(Lowered::new(Op::Where, vec![Some(hot), Some(on), Some(off)]))
 }
 
 /// A constant: ones on diagonal `k` of a matrix shaped like the (known) 2-D input.
