@@ -116,7 +116,7 @@ fn rms_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     Ok(Lowered::new(Op::Binary(Binary::Mul), vec![Some(normed), Some(scale)]))
 }
 
-/// `x / ||x||_p` along `axis` (p is 1 or 2).
+/// `x / ||x||_p` along `axis` (p is 1 or 2); 0 where the norm is 0, as ONNX's reference does.
 fn lp_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     let x = cx.input(0)?;
     let op = match cx.attrs.int_or("p", 2)? {
@@ -126,7 +126,10 @@ fn lp_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     };
     let axes = cx.konst("axes", Tensor::vector(vec![cx.attrs.int_or("axis", -1)?]));
     let norm = cx.helper("norm", reduce(op), &[x, axes])?;
-    Ok(Lowered::new(Op::Binary(Binary::Div), vec![Some(x), Some(norm)]))
+    let zero = cx.scalar_like("zero", 0, 0.0)?;
+    let degenerate = cx.helper("degenerate", Op::Binary(Binary::Equal), &[norm, zero])?;
+    let ratio = cx.helper("ratio", Op::Binary(Binary::Div), &[x, norm])?;
+    Ok(Lowered::new(Op::Where, vec![Some(degenerate), Some(zero), Some(ratio)]))
 }
 
 /// `(x - mean) / (std + 1e-9)` over `axes` (default `[0, 2, 3]`), as ONNX's function body does.
