@@ -23,7 +23,10 @@ pub(crate) fn reduce(op: ReduceOp, keepdims: bool, noop: bool, ins: &[Option<kil
     let group: usize = axes.iter().map(|&a| x.shape()[a]).product();
     let outputs: usize = shape.iter().product();
     let data = grouped(x, &axes);
-    let values: Vec<f64> = (0..outputs).map(|i| op.reduce(data[i * group..][..group].iter().copied())).collect();
+    // Bool reductions live in [0, 1]: an empty ReduceMax is false (not -inf, which casts to true).
+    let range = if x.dtype() == DType::Bool { (0.0, 1.0) } else { (f64::NEG_INFINITY, f64::INFINITY) };
+    let values: Vec<f64> =
+        (0..outputs).map(|i| op.reduce(data[i * group..][..group].iter().copied()).clamp(range.0, range.1)).collect();
     Ok(Tensor::from_vec(&shape, values)?.cast(x.dtype()))
 }
 
@@ -71,6 +74,10 @@ mod tests {
         assert_eq!((max_all.shape(), max_all.to_vec::<f32>()), (&[][..], vec![6.]));
         let l2 = reduce(ReduceOp::L2, false, false, &[Some(Tensor::vector(vec![3.0f32, 4.0])), None]).unwrap();
         assert_eq!(l2.to_vec::<f32>(), vec![5.0]);
+        let empty = Tensor::from_vec(&[2, 0], Vec::<bool>::new()).unwrap();
+        let any = reduce(ReduceOp::Max, false, false, &[Some(empty.clone()), axes(vec![1])]).unwrap();
+        let all = reduce(ReduceOp::Min, false, false, &[Some(empty), axes(vec![1])]).unwrap();
+        assert_eq!((any.to_i64_vec(), all.to_i64_vec()), (vec![0, 0], vec![1, 1]));
         let noop = reduce(ReduceOp::Sum, true, true, &[Some(x()), None]).unwrap();
         assert_eq!(noop, x());
     }
