@@ -987,3 +987,29 @@ fn one_hot_marks_positions_along_the_new_axis() {
     assert_eq!(hot(-1), [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
     assert_eq!(hot(0), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
 }
+
+#[test]
+fn group_norm_scales_per_channel_or_per_group_by_opset() {
+    let gn = |opset: i64, scale: &[f32], bias: &[f32]| {
+        let n = scale.len() as i64;
+        let g = graph(
+            vec![node(
+                "GroupNormalization",
+                "gn",
+                &["x", "s", "b"],
+                &["y"],
+                vec![int("num_groups", 2), float("epsilon", 0.0)],
+            )],
+            vec![vi("x", DType::F32, &["1", "4", "1"])],
+            vec![untyped("y")],
+            vec![f32s("s", &[n], scale), f32s("b", &[n], bias)],
+        );
+        let m = import(&model(g, opset)).unwrap();
+        m.graph.verify().unwrap();
+        assert_eq!(m.graph.output_types()[0].to_string(), "f32[1,4,1]");
+        run_one(&m, Tensor::from_vec(&[1, 4, 1], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap())
+    };
+    // Each group of two normalizes to [-1, 1].
+    assert_eq!(gn(21, &[1.0, 2.0, 3.0, 4.0], &[0.0, 0.0, 0.0, 1.0]), [-1.0, 2.0, -3.0, 5.0]);
+    assert_eq!(gn(18, &[1.0, 2.0], &[0.0, 1.0]), [-1.0, 1.0, -1.0, 3.0]);
+}

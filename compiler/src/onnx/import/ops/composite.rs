@@ -1,6 +1,6 @@
 //! ONNX ops Kiln expresses as a few IR nodes instead of an op of its own: activations (PRelu,
 //! Swish, Shrink), predicates (IsNaN, IsInf, BitwiseNot), normalizations (RMSNormalization,
-//! LpNormalization, MeanVarianceNormalization, LayerNormalization's statistics outputs), EyeLike, Trilu, OneHot, DepthToSpace and SpaceToDepth. Helper
+//! LpNormalization, MeanVarianceNormalization, GroupNormalization, LayerNormalization's statistics outputs), EyeLike, Trilu, OneHot, DepthToSpace and SpaceToDepth. Helper
 //! nodes are named `<node>__<step>`; the last node keeps the node's name.
 
 use super::Registry;
@@ -19,6 +19,7 @@ pub(super) fn register(r: &mut Registry) {
     r.insert("RMSNormalization", rms_norm);
     r.insert("LpNormalization", lp_norm);
     r.insert("MeanVarianceNormalization", mean_variance_norm);
+    r.insert("GroupNormalization", group_norm);
     r.insert("EyeLike", eye_like);
     r.insert("Trilu", trilu);
     r.insert("OneHot", one_hot);
@@ -145,6 +146,54 @@ fn mean_variance_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     let std = cx.helper("std", Op::Unary(Unary::Sqrt), &[variance])?;
     let padded = cx.helper("padded", Op::Binary(Binary::Add), &[std, eps])?;
     Ok(Lowered::new(Op::Binary(Binary::Div), vec![Some(centered), Some(padded)]))
+}
+
+/// Normalizes each of `num_groups` channel groups over its channels and spatial positions, then
+/// scales and shifts per channel (opset 21) or per group (opset 18).
+fn group_norm(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let (x, scale, bias) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
+    let rank = cx.input_type(0)?.rank();
+    if rank < 2 {
+        return Err(cx.error("needs an input of rank 2 or more"));
+    }
+    let groups = cx.attrs.int("num_groups")?.ok_or_else(|| cx.attrs.missing("num_groups"))?;
+    let eps = cx.scalar_like("epsilon", 0, cx.attrs.float_or("epsilon", 1e-5)? as f64)?;
+    let grouped_shape = cx.konst("grouped_shape", Tensor::vector(vec![0, groups, -1]));
+    let grouped = cx.helper("grouped", Op::Reshape { allowzero: false }, &[x, grouped_shape])?;
+    let axes = cx.konst("axes", Tensor::vector(vec![2i64]));
+    let mean = cx.helper("mean", reduce(ReduceOp::Mean), &[grouped, axes])?;
+    let centered = cx.helper("centered", Op::Binary(Binary::Sub), &[grouped, mean])?;
+    let squared = cx.helper("squared", Op::Binary(Binary::Mul), &[centered, centered])?;
+    let variance = cx.helper("variance", reduce(ReduceOp::Mean), &[squared, axes])?;
+    let shifted = cx.helper("shifted", Op::Binary(Binary::Add), &[variance, eps])?;
+    let std = cx.helper("std", Op::Unary(Unary::Sqrt), &[shifted])?;
+    let normed = cx.helper("normed", Op::Binary(Binary::Div), &[centered, std])?;
+    let shape = cx.helper("shape", Op::Shape { start: 0, end: None }, &[x])?;
+    if cx.opset < 21 {
+        // Per-group scale and bias, applied in the grouped layout.
+        let (s, b) = affine_params(cx, scale, bias, 1)?;
+        let scaled = cx.helper("scaled", Op::Binary(Binary::Mul), &[normed, s])?;
+        let shifted = cx.helper("shifted_back", Op::Binary(Binary::Add), &[scaled, b])?;
+        return Ok(Lowered::new(Op::Reshape { allowzero: false }, vec![Some(shifted), Some(shape)]));
+    }
+    let restored = cx.helper("restored", Op::Reshape { allowzero: false }, &[normed, shape])?;
+    let (s, b) = affine_params(cx, scale, bias, rank - 2)?;
+    let scaled = cx.helper("scaled", Op::Binary(Binary::Mul), &[restored, s])?;
+    Ok(Lowered::new(Op::Binary(Binary::Add), vec![Some(scaled), Some(b)]))
+}
+
+/// Scale and bias reshaped to `[K, 1 × trailing]`, to broadcast over everything after their axis.
+fn affine_params(
+    cx: &mut OpCx,
+    scale: ValueRef,
+    bias: ValueRef,
+    trailing: usize,
+) -> Result<(ValueRef, ValueRef), ImportError> {
+    let target: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, trailing)).collect();
+    let target = cx.konst("affine_shape", Tensor::vector(target));
+    let s = cx.helper("scale", Op::Reshape { allowzero: false }, &[scale, target])?;
+    let b = cx.helper("bias", Op::Reshape { allowzero: false }, &[bias, target])?;
+    Ok((s, b))
 }
 
 /// LayerNormalization's `Mean` and `InvStdDev` outputs, for whichever something reads:
