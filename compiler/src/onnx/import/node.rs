@@ -4,7 +4,7 @@
 
 use super::attrs::Attrs;
 use super::graph::{free_names, Builder, Outer};
-use super::ImportError;
+use super::{fold, ImportError};
 use kiln_ir::{Graph, Op, Tensor, TensorType, ValueRef};
 use onnx_protobuf::NodeProto;
 use std::collections::HashMap;
@@ -77,10 +77,13 @@ impl OpCx<'_, '_, '_> {
     }
 
     /// Adds a helper node `<node>__<what>` (for ops Kiln expresses as several IR nodes) and
-    /// returns its single output.
+    /// returns its single output; shape arithmetic is folded to a constant like any node's.
     pub(crate) fn helper(&mut self, what: &str, op: Op, inputs: &[ValueRef]) -> Result<ValueRef, ImportError> {
         let name = self.b.fresh_name(&format!("{}__{what}", self.name));
         let ins: Vec<Option<ValueRef>> = inputs.iter().copied().map(Some).collect();
+        if let Some(value) = fold::fold(&self.b.graph, &op, &ins, 1).and_then(|v| v.into_iter().next()) {
+            return Ok(self.b.graph.add_const(name, value));
+        }
         let id = self.b.graph.add_node(name.clone(), op, &ins, &[name])?;
         Ok(ValueRef::first(id))
     }
