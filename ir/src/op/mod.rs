@@ -60,7 +60,8 @@ pub enum Op {
     InstanceNorm {
         epsilon: f32,
     },
-    /// Inputs: x, scale, bias?; normalizes over axes `axis..rank`.
+    /// Inputs: x, scale, bias?; normalizes over axes `axis..rank`. Optional outputs: the mean and
+    /// the inverse standard deviation (f32, the normalized axes kept as 1).
     LayerNorm {
         axis: i64,
         epsilon: f32,
@@ -250,9 +251,8 @@ impl Op {
             Op::ConvTranspose(c) => c.infer(cx),
             Op::Gemm(g) => g.infer(cx),
             Op::MatMul => nn::infer_matmul(cx),
-            Op::BatchNorm { .. } | Op::InstanceNorm { .. } | Op::LayerNorm { .. } => {
-                movement::infer_same_as_first(cx, DType::is_float)
-            }
+            Op::BatchNorm { .. } | Op::InstanceNorm { .. } => movement::infer_same_as_first(cx, DType::is_float),
+            Op::LayerNorm { axis, .. } => nn::infer_layer_norm(cx, *axis),
             Op::Lrn(_) => movement::infer_same_as_first(cx, DType::is_float),
             Op::Pool(p) => p.infer(cx),
             Op::GlobalPool(_) => nn::infer_global_pool(cx),

@@ -112,6 +112,9 @@ pub fn resolve_slice(extent: usize, start: i64, end: i64, step: i64) -> Result<S
     let d = extent as i64;
     let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
     let (s, e) = (norm(start), norm(end));
+    if d == 0 {
+        return Ok(SliceAxis { start: 0, step, len: 0 });
+    }
     let (s, e) = if step > 0 { (s.clamp(0, d), e.clamp(0, d)) } else { (s.clamp(0, d - 1), e.clamp(-1, d - 1)) };
     let len = if step > 0 {
         if e > s {
@@ -641,6 +644,7 @@ mod tests {
         assert_eq!(resolve_slice(10, -1, i64::MIN, -1).unwrap(), SliceAxis { start: 9, step: -1, len: 10 });
         assert_eq!(resolve_slice(10, 5, 2, 1).unwrap().len, 0);
         assert!(resolve_slice(10, 0, 1, 0).is_err());
+        assert_eq!(resolve_slice(0, -1, i64::MIN, -1).unwrap().len, 0);
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Window {
                 }
                 AutoPad::SameUpper | AutoPad::SameLower => {
                     output[i] = input[i].div_ceil(strides[i]);
-                    let total = ((output[i] - 1) * strides[i] + span).saturating_sub(input[i]);
+                    let total = (output[i].saturating_sub(1) * strides[i] + span).saturating_sub(input[i]);
                     let small = total / 2;
                     if self.auto_pad == AutoPad::SameUpper {
                         pads_begin[i] = small;
@@ -224,14 +224,17 @@ impl ConvTranspose {
             };
             match target {
                 Some(t) => {
-                    let total = full(i).checked_sub(t).ok_or("output_shape larger than the full output")?;
-                    if w.auto_pad == AutoPad::SameUpper {
-                        pb[i] = total / 2;
-                        pe[i] = total - total / 2;
+                    // ONNX splits the total padding with floor division; a negative total (an
+                    // output_shape beyond the full output) extends the end, which the output
+                    // extent already says, so only the begin pad matters.
+                    let total = full(i) as i64 - t as i64;
+                    let (begin, end) = if w.auto_pad == AutoPad::SameUpper {
+                        (total.div_euclid(2), total - total.div_euclid(2))
                     } else {
-                        pb[i] = total - total / 2;
-                        pe[i] = total / 2;
-                    }
+                        (total - total.div_euclid(2), total.div_euclid(2))
+                    };
+                    pb[i] = usize::try_from(begin).map_err(|_| "output_shape needs a negative begin pad")?;
+                    pe[i] = end.max(0) as usize;
                     output[i] = t;
                 }
                 None => {
@@ -337,6 +340,16 @@ pub(crate) fn infer_matmul(cx: &InferCtx) -> Result<Vec<TensorType>, InferError>
     Ok(vec![TensorType { dtype: a.dtype, shape }])
 }
 
+pub(crate) fn infer_layer_norm(cx: &InferCtx, axis: i64) -> Result<Vec<TensorType>, InferError> {
+    let x = cx.expect_dtype(0, DType::is_float)?;
+    let a = cx.axis(axis, x.rank())?;
+    let mut out = vec![x.clone()];
+    let mut stat = x.shape[..a].to_vec();
+    stat.extend(std::iter::repeat_n(Dim::Known(1), x.rank() - a));
+    out.extend((1..cx.num_outputs.min(3)).map(|_| TensorType { dtype: DType::F32, shape: stat.clone() }));
+    Ok(out)
+}
+
 /// Which reduction a pool applies to its window.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PoolKind {
@@ -431,5 +444,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ct.resolve(&[3, 3], &[3, 3]).unwrap().output, vec![7, 7]);
+        // test_convtranspose_output_shape: stride 3 gives a full output of 9, asked for 10 and 8.
+        let wide = ConvTranspose {
+            window: Window { strides: vec![3, 2], ..Default::default() },
+            output_shape: Some(vec![10, 8]),
+            ..Default::default()
+        };
+        let g = wide.resolve(&[3, 3], &[3, 3]).unwrap();
+        assert_eq!((g.output, g.pads_begin, g.pads_end), (vec![10, 8], vec![0, 0], vec![0, 0]));
+        let same = Window { auto_pad: AutoPad::SameUpper, ..Default::default() };
+        assert_eq!(same.resolve(&[0], &[3], false).unwrap().output, vec![0]);
     }
 }
