@@ -1,12 +1,14 @@
-//! Import-time folding of shape arithmetic. Exporters often compute axes, shapes and sizes with
-//! small integer subgraphs (`Shape` → `Gather` → `Concat` → `Reshape`, `Range` for axes); the
-//! IR's shape rules need those values as constants. So while importing, `Shape`/`Size` of a
-//! value whose shape is known, and any pure op whose inputs are all small integer or bool
-//! constants, become constants. Float computations are left alone (weights stay as the file
-//! has them; folding them is the `ConstantFold` pass's job).
+//! Import-time folding of shape arithmetic. Exporters often compute axes, shapes and sizes from
+//! static shapes with small integer subgraphs (`Shape` → `Gather` → `Concat` → `Reshape`,
+//! `Size` → `Range` for axes); the IR's shape rules need those values as constants. So while
+//! importing, `Shape`/`Size` of a value whose shape is known become constants ("derived"), and
+//! so does any pure op reading a derived value whose inputs are all small integer or bool
+//! constants. Computations the file spells out on its own constants, and all float math, stay
+//! as written (folding those is the `ConstantFold` pass's job), so export → import round-trips.
 
 use kiln_ir::op::{shape_range, InferCtx};
 use kiln_ir::{DType, Graph, Op, Tensor, TensorType, ValueRef};
+use std::collections::HashSet;
 
 /// Largest integer tensor (elements) folded at import time.
 const MAX_FOLD: usize = 4096;
@@ -15,8 +17,15 @@ fn foldable(t: &Tensor) -> bool {
     (t.dtype().is_int() || t.dtype() == DType::Bool) && t.len() <= MAX_FOLD
 }
 
-/// The node's outputs as constants, if it is shape arithmetic Kiln can evaluate now.
-pub(crate) fn fold(graph: &Graph, op: &Op, inputs: &[Option<ValueRef>], num_outputs: usize) -> Option<Vec<Tensor>> {
+/// The node's outputs as constants, if it is shape arithmetic Kiln can evaluate now. `derived`
+/// holds the values earlier folding produced.
+pub(crate) fn fold(
+    graph: &Graph,
+    derived: &HashSet<ValueRef>,
+    op: &Op,
+    inputs: &[Option<ValueRef>],
+    num_outputs: usize,
+) -> Option<Vec<Tensor>> {
     let known = |i: usize| inputs.get(i).copied().flatten().and_then(|v| graph.value_type(v).concrete_shape());
     match op {
         Op::Shape { start, end } => {
@@ -36,7 +45,7 @@ pub(crate) fn fold(graph: &Graph, op: &Op, inputs: &[Option<ValueRef>], num_outp
             Some(v) => Some(graph.const_value(*v).filter(|t| foldable(t))?.clone()),
         });
     }
-    if consts.iter().all(Option::is_none) {
+    if !inputs.iter().flatten().any(|v| derived.contains(v)) {
         return None;
     }
     // The op's own shape rule sizes the results before anything is evaluated.

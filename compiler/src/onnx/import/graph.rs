@@ -8,7 +8,7 @@
 use super::attrs::Attrs;
 use super::node::{Lowered, OpCx};
 use super::{fold, ops, tensor, ImportError};
-use kiln_ir::{DType, Dim, Graph, Tensor, TensorType, ValueRef};
+use kiln_ir::{DType, Dim, Graph, Op, Tensor, TensorType, ValueRef};
 use onnx_protobuf::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -40,6 +40,8 @@ pub(crate) struct Builder<'g, 'm> {
     names: HashSet<String>,
     /// Names some node, nested graph or graph output reads.
     consumed: HashSet<String>,
+    /// Constants import-time folding produced (see `fold`).
+    derived: HashSet<ValueRef>,
 }
 
 impl<'g, 'm> Builder<'g, 'm> {
@@ -59,6 +61,7 @@ impl<'g, 'm> Builder<'g, 'm> {
             consts: inherited,
             names,
             consumed,
+            derived: HashSet::new(),
         }
     }
 
@@ -151,6 +154,15 @@ impl<'g, 'm> Builder<'g, 'm> {
         name
     }
 
+    /// Adds a node's outputs as constants named `names`, if it is shape arithmetic on static
+    /// shapes (see `fold`).
+    pub(crate) fn try_fold(&mut self, op: &Op, inputs: &[Option<ValueRef>], names: &[String]) -> Option<Vec<ValueRef>> {
+        let values = fold::fold(&self.graph, &self.derived, op, inputs, names.len())?;
+        let refs: Vec<ValueRef> = names.iter().zip(values).map(|(n, t)| self.graph.add_const(n.clone(), t)).collect();
+        self.derived.extend(refs.iter().copied());
+        Some(refs)
+    }
+
     /// Makes `name` refer to `v` from now on.
     pub(crate) fn define(&mut self, name: String, v: ValueRef) {
         self.values.insert(name, v);
@@ -192,11 +204,8 @@ impl<'g, 'm> Builder<'g, 'm> {
                 *o = self.fresh_name(&format!("{name}__out{i}"));
             }
         }
-        if let Some(values) = fold::fold(&self.graph, &op, &inputs, out_names.len()) {
-            for (o, t) in out_names.into_iter().zip(values) {
-                let v = self.graph.add_const(o.clone(), t);
-                self.values.insert(o, v);
-            }
+        if let Some(folded) = self.try_fold(&op, &inputs, &out_names) {
+            self.values.extend(out_names.into_iter().zip(folded));
             return Ok(());
         }
         let id = self.graph.add_node(name, op, &inputs, &out_names)?;

@@ -4,7 +4,7 @@
 
 use super::attrs::Attrs;
 use super::graph::{free_names, Builder, Outer};
-use super::{fold, ImportError};
+use super::ImportError;
 use kiln_ir::{Graph, Op, Tensor, TensorType, ValueRef};
 use onnx_protobuf::NodeProto;
 use std::collections::HashMap;
@@ -81,8 +81,8 @@ impl OpCx<'_, '_, '_> {
     pub(crate) fn helper(&mut self, what: &str, op: Op, inputs: &[ValueRef]) -> Result<ValueRef, ImportError> {
         let name = self.b.fresh_name(&format!("{}__{what}", self.name));
         let ins: Vec<Option<ValueRef>> = inputs.iter().copied().map(Some).collect();
-        if let Some(value) = fold::fold(&self.b.graph, &op, &ins, 1).and_then(|v| v.into_iter().next()) {
-            return Ok(self.b.graph.add_const(name, value));
+        if let Some(folded) = self.b.try_fold(&op, &ins, std::slice::from_ref(&name)) {
+            return Ok(folded[0]);
         }
         let id = self.b.graph.add_node(name.clone(), op, &ins, &[name])?;
         Ok(ValueRef::first(id))

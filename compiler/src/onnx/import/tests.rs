@@ -906,28 +906,31 @@ fn i64_scalar(name: &str, v: i64) -> TensorProto {
 
 #[test]
 fn shape_arithmetic_is_folded_while_importing() {
-    // y = Reshape(x, Concat(Gather(Shape(x), [0]), [-1])); z = ReduceSum(y, Range(1, 2, 1))
+    // t = Concat(Gather(Shape(x), [0]), [-1]); y = Reshape(x, t); z = ReduceSum(y, Range(1, Size(t), 1))
     let g = graph(
         vec![
             node("Shape", "s", &["x"], &["s"], vec![]),
             node("Gather", "b", &["s", "zero"], &["b"], vec![]),
             node("Concat", "t", &["b", "minus1"], &["t"], vec![int("axis", 0)]),
             node("Reshape", "y", &["x", "t"], &["y"], vec![]),
-            node("Range", "axes", &["one", "two", "one"], &["axes"], vec![]),
+            node("Size", "rank", &["t"], &["rank"], vec![]),
+            node("Range", "axes", &["one", "rank", "one"], &["axes"], vec![]),
             node("ReduceSum", "z", &["y", "axes"], &["z"], vec![int("keepdims", 0)]),
+            node("Range", "spelled_out", &["one", "two", "one"], &["r"], vec![]),
         ],
         vec![vi("x", DType::F32, &["2", "3", "4"])],
-        vec![untyped("y"), untyped("z")],
+        vec![untyped("y"), untyped("z"), untyped("r")],
         vec![i64s("zero", &[0]), i64s("minus1", &[-1]), i64_scalar("one", 1), i64_scalar("two", 2)],
     );
     let m = import(&model(g, 13)).unwrap();
     m.graph.verify().unwrap();
     let types: Vec<String> = m.graph.output_types().iter().map(ToString::to_string).collect();
-    assert_eq!(types, ["f32[2,12]", "f32[2]"]);
+    assert_eq!(types, ["f32[2,12]", "f32[2]", "i64[1]"]);
     assert_eq!(op_of(&m, "t"), &Op::Constant(Tensor::vector(vec![2i64, -1])));
     assert_eq!(op_of(&m, "axes"), &Op::Constant(Tensor::vector(vec![1i64])));
-    // Float computations stay as the file has them.
+    // Float math, and integer math the file spells out on its own constants, stay as written.
     assert!(matches!(op_of(&m, "y"), Op::Reshape { .. }));
+    assert_eq!(op_of(&m, "r"), &Op::Range);
 }
 
 #[test]
@@ -981,6 +984,7 @@ fn one_hot_marks_positions_along_the_new_axis() {
         );
         let m = import(&model(g, 11)).unwrap();
         m.graph.verify().unwrap();
+        assert_eq!(m.graph.output_types()[0].to_string(), "f32[3,3]");
         run_one(&m, Tensor::vector(vec![0i64, -1, 5]))
     };
     // Index -1 counts from the end; 5 is out of range and marks nothing.

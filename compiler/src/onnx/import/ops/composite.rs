@@ -257,17 +257,30 @@ fn one_hot(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     let axis = cx.attrs.int_or("axis", -1)?;
     let a =
         normalize_axis(axis, rank).ok_or_else(|| cx.error(format!("axis {axis} is out of range for rank {rank}")))?;
-    let depth = cx.helper("depth", Op::Cast { to: DType::I64 }, &[depth])?;
-    let scalar_shape = cx.konst("scalar_shape", Tensor::vector(Vec::<i64>::new()));
-    let depth = cx.helper("depth_scalar", Op::Reshape { allowzero: false }, &[depth, scalar_shape])?;
     let (zero, one) = (cx.konst("zero", Tensor::scalar(0i64)), cx.konst("one", Tensor::scalar(1i64)));
-    let mut positions = cx.helper("positions", Op::Range, &[zero, depth, one])?;
-    if a + 1 < rank {
-        // Put the positions on axis `a`: [depth, 1, ..., 1].
-        let target: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, rank - 1 - a)).collect();
-        let target = cx.konst("positions_shape", Tensor::vector(target));
-        positions = cx.helper("positions_on_axis", Op::Reshape { allowzero: false }, &[positions, target])?;
-    }
+    let (depth, positions) = match cx.b.graph.const_value(depth).map(Tensor::to_i64_vec).as_deref() {
+        // A constant depth gives the output a known extent.
+        Some(&[d]) if d > 0 => {
+            let mut shape = vec![1; rank];
+            shape[a] = usize::try_from(d).map_err(|_| cx.error(format!("depth {d} is too large")))?;
+            kiln_ir::tensor::check_alloc(DType::I64, &shape).map_err(|e| cx.error(e.to_string()))?;
+            let positions = Tensor::from_vec(&shape, (0..d).collect()).map_err(|e| cx.error(e.to_string()))?;
+            (cx.konst("depth", Tensor::scalar(d)), cx.konst("positions", positions))
+        }
+        _ => {
+            let depth = cx.helper("depth", Op::Cast { to: DType::I64 }, &[depth])?;
+            let scalar_shape = cx.konst("scalar_shape", Tensor::vector(Vec::<i64>::new()));
+            let depth = cx.helper("depth_scalar", Op::Reshape { allowzero: false }, &[depth, scalar_shape])?;
+            let mut positions = cx.helper("positions", Op::Range, &[zero, depth, one])?;
+            if a + 1 < rank {
+                // Put the positions on axis `a`: [depth, 1, ..., 1].
+                let target: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, rank - 1 - a)).collect();
+                let target = cx.konst("positions_shape", Tensor::vector(target));
+                positions = cx.helper("positions_on_axis", Op::Reshape { allowzero: false }, &[positions, target])?;
+            }
+            (depth, positions)
+        }
+    };
     let index = cx.helper("index", Op::Cast { to: DType::I64 }, &[indices])?;
     let negative = cx.helper("negative", Op::Binary(Binary::Less), &[index, zero])?;
     let wrapped = cx.helper("wrapped", Op::Binary(Binary::Add), &[index, depth])?;
