@@ -1,10 +1,11 @@
 //! Import-time folding of shape arithmetic. Exporters often compute axes, shapes and sizes from
 //! static shapes with small integer subgraphs (`Shape` → `Gather` → `Concat` → `Reshape`,
 //! `Size` → `Range` for axes); the IR's shape rules need those values as constants. So while
-//! importing, `Shape`/`Size` of a value whose shape is known become constants ("derived"), and
-//! so does any pure op reading a derived value whose inputs are all small integer or bool
-//! constants. Computations the file spells out on its own constants, and all float math, stay
-//! as written (folding those is the `ConstantFold` pass's job), so export → import round-trips.
+//! importing, `Shape`/`Size` of a value whose shape is known become constants ("derived", as are
+//! the literals of ONNX `Constant` nodes), and so does any pure op reading a derived value whose
+//! inputs are all small integer or bool constants. Arithmetic on initializers only, and all
+//! float math, stays as written (folding those is the `ConstantFold` pass's job), so export →
+//! import round-trips.
 
 use kiln_ir::op::{shape_range, InferCtx};
 use kiln_ir::{DType, Graph, Op, Tensor, TensorType, ValueRef};

@@ -208,7 +208,12 @@ impl<'g, 'm> Builder<'g, 'm> {
             self.values.extend(out_names.into_iter().zip(folded));
             return Ok(());
         }
+        // ONNX Constant nodes are literals of the computation: shape arithmetic may fold them.
+        let literal = matches!(op, Op::Constant(_));
         let id = self.graph.add_node(name, op, &inputs, &out_names)?;
+        if literal {
+            self.derived.insert(ValueRef::first(id));
+        }
         for (i, o) in out_names.into_iter().enumerate() {
             self.values.insert(o, ValueRef { node: id, output: i });
         }

@@ -917,18 +917,22 @@ fn shape_arithmetic_is_folded_while_importing() {
             node("Range", "axes", &["one", "rank", "one"], &["axes"], vec![]),
             node("ReduceSum", "z", &["y", "axes"], &["z"], vec![int("keepdims", 0)]),
             node("Range", "spelled_out", &["one", "two", "one"], &["r"], vec![]),
+            node("Constant", "literal", &[], &["literal"], vec![ints("value_ints", &[3])]),
+            node("Neg", "negated", &["literal"], &["negated"], vec![]),
         ],
         vec![vi("x", DType::F32, &["2", "3", "4"])],
-        vec![untyped("y"), untyped("z"), untyped("r")],
+        vec![untyped("y"), untyped("z"), untyped("r"), untyped("negated")],
         vec![i64s("zero", &[0]), i64s("minus1", &[-1]), i64_scalar("one", 1), i64_scalar("two", 2)],
     );
     let m = import(&model(g, 13)).unwrap();
     m.graph.verify().unwrap();
     let types: Vec<String> = m.graph.output_types().iter().map(ToString::to_string).collect();
-    assert_eq!(types, ["f32[2,12]", "f32[2]", "i64[1]"]);
+    assert_eq!(types, ["f32[2,12]", "f32[2]", "i64[1]", "i64[1]"]);
     assert_eq!(op_of(&m, "t"), &Op::Constant(Tensor::vector(vec![2i64, -1])));
     assert_eq!(op_of(&m, "axes"), &Op::Constant(Tensor::vector(vec![1i64])));
-    // Float math, and integer math the file spells out on its own constants, stay as written.
+    // ONNX Constant nodes are literals of the computation and fold too ...
+    assert_eq!(op_of(&m, "negated"), &Op::Constant(Tensor::vector(vec![-3i64])));
+    // ... while float math, and integer math on initializers alone, stay as written.
     assert!(matches!(op_of(&m, "y"), Op::Reshape { .. }));
     assert_eq!(op_of(&m, "r"), &Op::Range);
 }
