@@ -1021,3 +1021,24 @@ fn group_norm_scales_per_channel_or_per_group_by_opset() {
     assert_eq!(gn(21, &[1.0, 2.0, 3.0, 4.0], &[0.0, 0.0, 0.0, 1.0]), [-1.0, 2.0, -3.0, 5.0]);
     assert_eq!(gn(18, &[1.0, 2.0], &[0.0, 1.0]), [-1.0, 1.0, -1.0, 3.0]);
 }
+
+#[test]
+fn window_functions_follow_their_formulas() {
+    let window = |op: &str, size: i64, periodic: i64| {
+        let g = graph(
+            vec![node(op, "w", &["size"], &["y"], vec![int("periodic", periodic)])],
+            vec![],
+            vec![untyped("y")],
+            vec![i64_scalar("size", size)],
+        );
+        let m = import(&model(g, 17)).unwrap();
+        m.graph.verify().unwrap();
+        use kiln_backends::{interp::Interpreter, Backend};
+        let out = Interpreter.prepare(&m.graph).unwrap().run(&[]).unwrap();
+        out[0].to_vec::<f32>().iter().map(|v| (v * 1e4).round() / 1e4).collect::<Vec<f32>>()
+    };
+    assert_eq!(window("HannWindow", 4, 1), [0.0, 0.5, 1.0, 0.5]);
+    assert_eq!(window("HannWindow", 3, 0), [0.0, 1.0, 0.0]);
+    assert_eq!(window("BlackmanWindow", 2, 1), [0.0, 1.0]);
+    assert_eq!(window("HammingWindow", 2, 1), [(4.0f32 / 46.0 * 1e4).round() / 1e4, 1.0]);
+}

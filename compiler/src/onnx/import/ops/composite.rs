@@ -1,6 +1,6 @@
 //! ONNX ops Kiln expresses as a few IR nodes instead of an op of its own: activations (PRelu,
 //! Swish, Shrink), predicates (IsNaN, IsInf, BitwiseNot), normalizations (RMSNormalization,
-//! LpNormalization, MeanVarianceNormalization, GroupNormalization, LayerNormalization's statistics outputs), EyeLike, Trilu, OneHot, DepthToSpace and SpaceToDepth. Helper
+//! LpNormalization, MeanVarianceNormalization, GroupNormalization, LayerNormalization's statistics outputs), EyeLike, Trilu, OneHot, the Hann/Hamming/Blackman windows, DepthToSpace and SpaceToDepth. Helper
 //! nodes are named `<node>__<step>`; the last node keeps the node's name.
 
 use super::Registry;
@@ -23,6 +23,9 @@ pub(super) fn register(r: &mut Registry) {
     r.insert("EyeLike", eye_like);
     r.insert("Trilu", trilu);
     r.insert("OneHot", one_hot);
+    for (name, _) in WINDOWS {
+        r.insert(name, window);
+    }
     r.insert("DepthToSpace", depth_to_space);
     r.insert("SpaceToDepth", space_to_depth);
 }
@@ -291,6 +294,50 @@ fn one_hot(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     let off = cx.helper("off", Op::Gather { axis: 0 }, &[values, zero])?;
     let on = cx.helper("on", Op::Gather { axis: 0 }, &[values, one])?;
     Ok(Lowered::new(Op::Where, vec![Some(hot), Some(on), Some(off)]))
+}
+
+/// Window functions `c0 - c1 cos(a) + c2 cos(2a)` with `a = 2 pi n / N`, by ONNX op type.
+const WINDOWS: [(&str, [f64; 3]); 3] = [
+    ("HannWindow", [0.5, 0.5, 0.0]),
+    ("HammingWindow", [25.0 / 46.0, 21.0 / 46.0, 0.0]),
+    ("BlackmanWindow", [0.42, 0.5, 0.08]),
+];
+
+/// `size` points of a window; `N` is `size` (periodic, the default) or `size - 1` (symmetric).
+fn window(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let [c0, c1, c2] = WINDOWS.iter().find(|(n, _)| *n == cx.node.op_type).expect("registered from the table").1;
+    let size = cx.input(0)?;
+    let code = cx.attrs.int_or("output_datatype", 1)?;
+    let out = i32::try_from(code)
+        .ok()
+        .and_then(DType::from_onnx_code)
+        .ok_or_else(|| cx.error(format!("output_datatype {code} is not supported")))?;
+    let f = |cx: &mut OpCx, what: &str, v: f64| cx.konst(what, Tensor::scalar(v as f32));
+    let size = cx.helper("size", Op::Cast { to: DType::I64 }, &[size])?;
+    let (zero, one) = (cx.konst("zero", Tensor::scalar(0i64)), cx.konst("one", Tensor::scalar(1i64)));
+    let n = cx.helper("n", Op::Range, &[zero, size, one])?;
+    let n = cx.helper("n_f32", Op::Cast { to: DType::F32 }, &[n])?;
+    let mut period = cx.helper("period", Op::Cast { to: DType::F32 }, &[size])?;
+    if !cx.attrs.bool_or("periodic", true)? {
+        let one_f = f(cx, "one_f32", 1.0);
+        period = cx.helper("period_symmetric", Op::Binary(Binary::Sub), &[period, one_f])?;
+    }
+    let tau = f(cx, "tau", std::f64::consts::TAU);
+    let turns = cx.helper("turns", Op::Binary(Binary::Mul), &[n, tau])?;
+    let angle = cx.helper("angle", Op::Binary(Binary::Div), &[turns, period])?;
+    let cos = cx.helper("cos", Op::Unary(Unary::Cos), &[angle])?;
+    let (c0, c1) = (f(cx, "c0", c0), f(cx, "c1", c1));
+    let weighted = cx.helper("weighted", Op::Binary(Binary::Mul), &[cos, c1])?;
+    let mut w = cx.helper("w", Op::Binary(Binary::Sub), &[c0, weighted])?;
+    if c2 != 0.0 {
+        let two = f(cx, "two", 2.0);
+        let double = cx.helper("double_angle", Op::Binary(Binary::Mul), &[angle, two])?;
+        let cos2 = cx.helper("cos2", Op::Unary(Unary::Cos), &[double])?;
+        let c2 = f(cx, "c2", c2);
+        let weighted2 = cx.helper("weighted2", Op::Binary(Binary::Mul), &[cos2, c2])?;
+        w = cx.helper("w2", Op::Binary(Binary::Add), &[w, weighted2])?;
+    }
+    Ok(Lowered::new(Op::Cast { to: out }, vec![Some(w)]))
 }
 
 /// A constant: ones on diagonal `k` of a matrix shaped like the (known) 2-D input.
