@@ -218,7 +218,8 @@ pub(crate) fn infer_gather_nd(cx: &InferCtx, batch_dims: i64) -> Result<Vec<Tens
 
 /// Resolves a Reshape target (with 0 = copy and -1 = infer) against a concrete input shape.
 pub fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> Result<Vec<usize>, String> {
-    let total: usize = input.iter().product();
+    let checked_product = |dims: &[usize]| dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let total = checked_product(input).ok_or_else(|| format!("input shape {input:?} overflows"))?;
     let mut out = Vec::with_capacity(target.len());
     let mut infer_at = None;
     for (i, &t) in target.iter().enumerate() {
@@ -234,7 +235,7 @@ pub fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> Resul
             _ => return Err(format!("invalid reshape target {target:?}")),
         }
     }
-    let known: usize = out.iter().product();
+    let known = checked_product(&out).ok_or_else(|| format!("reshape target {target:?} overflows"))?;
     if let Some(i) = infer_at {
         if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} ({total} elements) to {target:?}"));
@@ -652,6 +653,7 @@ mod tests {
         assert_eq!(reshape_target(&[2, 3, 4], &[0, -1], false).unwrap(), vec![2, 12]);
         assert!(reshape_target(&[2, 3], &[4, -1], false).is_err());
         assert_eq!(reshape_target(&[0, 3], &[0, 3], true).unwrap(), vec![0, 3]);
+        assert!(reshape_target(&[2, 3], &[i64::MAX, i64::MAX], false).is_err());
     }
 
     #[test]
