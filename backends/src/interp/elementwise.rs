@@ -133,12 +133,13 @@ pub(crate) fn clip(ins: &[Option<Tensor>]) -> KResult<Tensor> {
     let (lo, hi) = (bound(1)?, bound(2)?);
     fn go<T: Element>(a: &ArcArrayD<T>, lo: Option<f64>, hi: Option<f64>) -> ArcArrayD<T> {
         let (lo, hi) = (lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY));
+        // min(max(x, lo), hi), as numpy and ONNX define it: with lo > hi everything becomes hi.
         a.mapv(|v| {
             let f = v.to_f64();
-            if f < lo {
-                T::from_f64(lo)
-            } else if f > hi {
+            if f > hi || (f < lo && lo > hi) {
                 T::from_f64(hi)
+            } else if f < lo {
+                T::from_f64(lo)
             } else {
                 v
             }
@@ -186,6 +187,18 @@ mod tests {
 
     fn f32s(shape: &[usize], v: &[f32]) -> Tensor {
         Tensor::from_vec(shape, v.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn clip_bounds_and_inverted_bounds() {
+        let x = f32s(&[4], &[-5., 0.5, 5., f32::NAN]);
+        let b = |v: f32| Some(Tensor::scalar(v));
+        let out = clip(&[Some(x.clone()), b(0.), b(1.)]).unwrap().to_vec::<f32>();
+        assert_eq!(&out[..3], &[0., 0.5, 1.]);
+        assert!(out[3].is_nan());
+        // numpy.clip(x, 2, 1): every value becomes the max bound.
+        let out = clip(&[Some(x), b(2.), b(1.)]).unwrap().to_vec::<f32>();
+        assert_eq!(&out[..3], &[1., 1., 1.]);
     }
 
     #[test]
