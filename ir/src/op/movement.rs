@@ -67,16 +67,9 @@ pub(crate) fn infer_split(cx: &InferCtx, axis: i64) -> Result<Vec<TensorType>, I
     let x = cx.input(0)?;
     let axis = cx.axis(axis, x.rank())?;
     let sizes = cx.const_i64(1);
-    if cx.opt_input(1).is_some() && sizes.is_none() {
-        return Ok((0..cx.num_outputs)
-            .map(|i| {
-                let mut shape = x.shape.clone();
-                shape[axis] = cx.fresh(format!("split{i}"));
-                TensorType { dtype: x.dtype, shape }
-            })
-            .collect());
-    }
-    let Some(extent) = x.shape[axis].known() else {
+    let sizes_known = cx.opt_input(1).is_none() || sizes.is_some();
+    let (Some(extent), true) = (x.shape[axis].known(), sizes_known) else {
+        // Piece extents known only at run time.
         return Ok((0..cx.num_outputs)
             .map(|i| {
                 let mut shape = x.shape.clone();
