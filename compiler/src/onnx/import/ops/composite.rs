@@ -103,7 +103,7 @@ fn trailing_axes(cx: &mut OpCx, axis: i64) -> Result<ValueRef, ImportError> {
     Ok(cx.konst("axes", Tensor::vector((a as i64..rank as i64).collect())))
 }
 
-fn reduce(op: ReduceOp) -> Op {
+pub(super) fn reduce(op: ReduceOp) -> Op {
     Op::Reduce { op, keepdims: true, noop_with_empty_axes: false }
 }
 

@@ -3,6 +3,7 @@
 //! reads the variant from a table (`elementwise`), everything else has its own; ops without an IR
 //! op of their own are expanded into several IR nodes (`composite`).
 
+mod attention;
 mod composite;
 mod control;
 mod elementwise;
@@ -31,6 +32,7 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpFn> {
             shape::register(&mut r);
             control::register(&mut r);
             composite::register(&mut r);
+            attention::register(&mut r);
             r
         })
         .get(op_type)
