@@ -5,7 +5,7 @@
 //! - `exec`: input checks, topological execution, freeing values after their last use;
 //! - `kernel`: what kernels share (errors, input access, allocation limits, float dispatch);
 //! - kernel families, one per file: `elementwise`, `conv`, `linalg`, `pool`, `norm`, `reduce`,
-//!   `movement`, `gather`, `shape`, `resize`, `control` — dispatched from the one table in
+//!   `movement`, `gather`, `indexing`, `shape`, `resize`, `control` — dispatched from the one table in
 //!   `dispatch`.
 
 mod control;
@@ -13,6 +13,7 @@ mod conv;
 mod elementwise;
 mod exec;
 mod gather;
+mod indexing;
 pub(crate) mod kernel;
 mod linalg;
 mod movement;
@@ -144,6 +145,11 @@ pub(crate) fn dispatch(op: &Op, ins: &[Option<Tensor>], num_outputs: usize) -> K
         Op::If { then_branch, else_branch } => control::if_op(then_branch, else_branch, ins),
         Op::Loop(l) => control::loop_op(l, ins),
         Op::Scan(s) => control::scan_op(s, ins),
+        Op::CumSum { exclusive, reverse } => one(indexing::cumulative(false, *exclusive, *reverse, ins)?),
+        Op::TopK { axis, largest, .. } => indexing::top_k(*axis, *largest, ins),
+        Op::ScatterElements { axis, reduction } => one(indexing::scatter_elements(*axis, *reduction, ins)?),
+        Op::ScatterNd { reduction } => one(indexing::scatter_nd(*reduction, ins)?),
+        Op::NonZero => one(indexing::non_zero(x()?)?),
         // An op added to the IR before its kernel lands fails here instead of breaking the build.
         #[allow(unreachable_patterns)]
         other => kernel::bail!("the interpreter has no kernel for {}", other.onnx_name()),

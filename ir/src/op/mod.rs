@@ -7,6 +7,7 @@
 
 mod control;
 mod elementwise;
+mod indexing;
 pub mod infer;
 mod movement;
 mod nn;
@@ -14,6 +15,7 @@ mod reduce;
 
 pub use control::{Loop, Scan};
 pub use elementwise::{erf, Binary, Unary, Variadic};
+pub use indexing::ScatterReduction;
 pub use infer::{broadcast_shapes, normalize_axis, InferCtx, InferError};
 pub use movement::{
     pad_amounts, reshape_target, resolve_slice, shape_range, slice_plan, split_sizes, unsqueeze_axes, PadMode, Resize,
@@ -168,6 +170,33 @@ pub enum Op {
     },
     Loop(Loop),
     Scan(Scan),
+    /// Inputs: x, axis (integer scalar). Running sum along `axis`; `exclusive` leaves out the
+    /// element itself, `reverse` runs from the end. ONNX opsets 11, 14.
+    CumSum {
+        exclusive: bool,
+        reverse: bool,
+    },
+    /// Inputs: x, k (1-element i64; an attribute before opset 10). Outputs: the k largest
+    /// (`largest`) or smallest values along `axis` and their i64 indices; ties go to the lower
+    /// index. Results are always sorted (`sorted == false` leaves the order unspecified).
+    TopK {
+        axis: i64,
+        largest: bool,
+        sorted: bool,
+    },
+    /// Inputs: data, indices, updates. `out = data` with `out[i with axis coord indices[i]] =
+    /// updates[i]`, combined per `reduction`. Also legacy `Scatter` (opsets 9-10). Opsets 11-18.
+    ScatterElements {
+        axis: i64,
+        reduction: ScatterReduction,
+    },
+    /// Inputs: data, indices (i64), updates. Each index tuple (last dim of indices) selects a
+    /// slice of data that takes the matching slice of updates. Opsets 11-18.
+    ScatterNd {
+        reduction: ScatterReduction,
+    },
+    /// Input: x. The i64 coordinates of its non-zero elements, `[rank, count]`. Opsets 9, 13.
+    NonZero,
 }
 
 impl Op {
@@ -225,6 +254,11 @@ impl Op {
             Op::If { .. } => "If",
             Op::Loop(_) => "Loop",
             Op::Scan(_) => "Scan",
+            Op::CumSum { .. } => "CumSum",
+            Op::TopK { .. } => "TopK",
+            Op::ScatterElements { .. } => "ScatterElements",
+            Op::ScatterNd { .. } => "ScatterND",
+            Op::NonZero => "NonZero",
         }
     }
 
@@ -305,6 +339,11 @@ impl Op {
             Op::If { then_branch, else_branch } => control::infer_if(cx, then_branch, else_branch),
             Op::Loop(l) => l.infer(cx),
             Op::Scan(s) => s.infer(cx),
+            Op::CumSum { .. } => indexing::infer_cumulative(cx),
+            Op::TopK { axis, .. } => indexing::infer_top_k(cx, *axis),
+            Op::ScatterElements { axis, .. } => indexing::infer_scatter_elements(cx, *axis),
+            Op::ScatterNd { .. } => indexing::infer_scatter_nd(cx),
+            Op::NonZero => indexing::infer_non_zero(cx),
         }
     }
 

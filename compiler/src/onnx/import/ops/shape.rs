@@ -1,12 +1,13 @@
 //! Shape, movement and constant ops: reductions, concat/split/slice/gather, the reshape family,
 //! transpose, (un)squeeze, expand/tile, shape queries, Constant and ConstantOfShape, range, pad,
-//! Resize (and Upsample, which maps to it), Dropout and Identity. Attributes that later opsets
-//! turned into inputs become constant inputs named `<node>__<attribute>`.
+//! Resize (and Upsample, which maps to it), Dropout and Identity; CumSum, TopK, the scatter family
+//! and NonZero. Attributes that later opsets turned into inputs become constant inputs named
+//! `<node>__<attribute>`.
 
 use super::Registry;
 use crate::onnx::import::node::{Lowered, OpCx};
 use crate::onnx::import::{tensor, ImportError};
-use kiln_ir::op::{PadMode, ReduceOp, Resize, ResizeCoord, ResizeMode, ResizeNearest};
+use kiln_ir::op::{PadMode, ReduceOp, Resize, ResizeCoord, ResizeMode, ResizeNearest, ScatterReduction};
 use kiln_ir::{Op, Tensor};
 
 pub(super) fn register(r: &mut Registry) {
@@ -38,6 +39,12 @@ pub(super) fn register(r: &mut Registry) {
     r.insert("Upsample", upsample);
     r.insert("Dropout", dropout);
     r.insert("Identity", identity);
+    r.insert("CumSum", cum_sum);
+    r.insert("TopK", top_k);
+    r.insert("ScatterElements", scatter_elements);
+    r.insert("Scatter", scatter_elements);
+    r.insert("ScatterND", scatter_nd);
+    r.insert("NonZero", non_zero);
 }
 
 /// Before opset `since`, attribute `attr` held what is now input `slot`: moves it there as a
@@ -293,4 +300,53 @@ fn dropout(cx: &mut OpCx) -> Result<Lowered, ImportError> {
 
 fn identity(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     Ok(cx.same(Op::Identity))
+}
+
+fn cum_sum(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let (exclusive, reverse) = (cx.attrs.bool_or("exclusive", false)?, cx.attrs.bool_or("reverse", false)?);
+    Ok(cx.same(Op::CumSum { exclusive, reverse }))
+}
+
+/// `k` became an input in opset 10; `largest` and `sorted` arrived in 11 (before: largest, sorted).
+fn top_k(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    if cx.opset < 10 {
+        let k = cx.attrs.int("k")?.ok_or_else(|| cx.attrs.missing("k"))?;
+        let c = cx.konst("k", Tensor::vector(vec![k]));
+        cx.set_input(1, c);
+    }
+    let a = &cx.attrs;
+    let op = Op::TopK {
+        axis: a.int_or("axis", -1)?,
+        largest: a.bool_or("largest", true)?,
+        sorted: a.bool_or("sorted", true)?,
+    };
+    Ok(cx.same(op))
+}
+
+/// `reduction`: add/mul since opset 16, max/min since 18. Legacy Scatter (9-10) never reduces.
+fn scatter_reduction(cx: &OpCx) -> Result<ScatterReduction, ImportError> {
+    let name = cx.attrs.string_or("reduction", "none")?;
+    let since = match name.as_str() {
+        "add" | "mul" => 16,
+        "max" | "min" => 18,
+        _ => 0,
+    };
+    match ScatterReduction::from_onnx(&name) {
+        Some(r) if cx.opset >= since => Ok(r),
+        _ => Err(cx.error(format!("reduction '{name}' is not supported at opset {}", cx.opset))),
+    }
+}
+
+fn scatter_elements(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let reduction = scatter_reduction(cx)?;
+    Ok(cx.same(Op::ScatterElements { axis: cx.attrs.int_or("axis", 0)?, reduction }))
+}
+
+fn scatter_nd(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let reduction = scatter_reduction(cx)?;
+    Ok(cx.same(Op::ScatterNd { reduction }))
+}
+
+fn non_zero(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    Ok(cx.same(Op::NonZero))
 }
