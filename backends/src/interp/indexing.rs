@@ -1,4 +1,4 @@
-//! Indexing and selection kernels: CumSum, TopK, ScatterElements, ScatterND and NonZero.
+//! Indexing and selection kernels: CumSum/CumProd, Compress, TopK, ScatterElements, ScatterND and NonZero.
 //! Negative indices count from the end; indices out of range are errors, never panics.
 
 use super::kernel::{alloc, axis, bail, indices, input, show, slice_of, standard, strides, KResult};
@@ -219,6 +219,25 @@ pub(crate) fn scatter_nd(r: ScatterReduction, ins: &[Option<Tensor>]) -> KResult
     scatter_into(r, data, upd, &offsets)
 }
 
+/// Compress: the slices along `axis` (x flattened when `None`) whose condition is true.
+pub(crate) fn compress(ax: Option<i64>, ins: &[Option<Tensor>]) -> KResult<Tensor> {
+    let (x, cond) = (input(ins, 0)?, input(ins, 1)?);
+    if cond.rank() != 1 {
+        bail!("condition must be 1-D, got {}", show(cond.shape()));
+    }
+    let (x, a) = match ax {
+        Some(ax) => (x.clone(), axis(ax, x.rank())?),
+        None => (x.reshape(&[x.len()])?, 0),
+    };
+    let n = x.shape()[a];
+    let picks: Vec<i64> =
+        cond.to_i64_vec().iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, _)| i as i64).collect();
+    if let Some(&p) = picks.iter().find(|&&p| p as usize >= n) {
+        bail!("condition is true at {p}, past the extent {n} of axis {a}");
+    }
+    super::gather::gather(a as i64, &[Some(x), Some(Tensor::vector(picks))])
+}
+
 /// NonZero: `[rank, count]` i64 coordinates of the non-zero elements, in row-major order.
 pub(crate) fn non_zero(x: &Tensor) -> KResult<Tensor> {
     fn go<T: Element>(arr: &ArcArrayD<T>) -> Vec<bool> {
@@ -305,6 +324,19 @@ mod tests {
         assert!(
             scatter_nd(ScatterReduction::None, &[Some(grid()), Some(far), Some(Tensor::vector(vec![1.0f32]))]).is_err()
         );
+    }
+
+    #[test]
+    fn compress_axes() {
+        let cond = || Some(Tensor::vector(vec![false, true]));
+        let rows = compress(Some(0), &[Some(grid()), cond()]).unwrap();
+        assert_eq!((rows.shape(), rows.to_vec::<f32>()), (&[1, 3][..], vec![4., 5., 6.]));
+        let cols = compress(Some(-1), &[Some(grid()), cond()]).unwrap();
+        assert_eq!((cols.shape(), cols.to_vec::<f32>()), (&[2, 1][..], vec![2., 5.]));
+        let flat = compress(None, &[Some(grid()), cond()]).unwrap();
+        assert_eq!(flat.to_vec::<f32>(), vec![2.]);
+        let long = Some(Tensor::vector(vec![false, false, true]));
+        assert!(compress(Some(0), &[Some(grid()), long]).is_err());
     }
 
     #[test]

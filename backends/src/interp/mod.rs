@@ -146,6 +146,8 @@ pub(crate) fn dispatch(op: &Op, ins: &[Option<Tensor>], num_outputs: usize) -> K
         Op::Loop(l) => control::loop_op(l, ins),
         Op::Scan(s) => control::scan_op(s, ins),
         Op::CumSum { exclusive, reverse } => one(indexing::cumulative(false, *exclusive, *reverse, ins)?),
+        Op::CumProd { exclusive, reverse } => one(indexing::cumulative(true, *exclusive, *reverse, ins)?),
+        Op::Compress { axis } => one(indexing::compress(*axis, ins)?),
         Op::TopK { axis, largest, .. } => indexing::top_k(*axis, *largest, ins),
         Op::ScatterElements { axis, reduction } => one(indexing::scatter_elements(*axis, *reduction, ins)?),
         Op::ScatterNd { reduction } => one(indexing::scatter_nd(*reduction, ins)?),

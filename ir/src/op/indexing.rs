@@ -1,4 +1,4 @@
-//! Indexing and selection ops: running sums (CumSum), TopK, the scatter family (ScatterElements,
+//! Indexing and selection ops: running sums and products (CumSum, CumProd), Compress, TopK, the scatter family (ScatterElements,
 //! legacy Scatter, ScatterND) and NonZero. Their shape/dtype rules live here; indices out of
 //! range are run-time errors in the kernels.
 
@@ -129,6 +129,23 @@ pub(super) fn infer_scatter_nd(cx: &InferCtx) -> Result<Vec<TensorType>, InferEr
         }
     }
     Ok(vec![data.clone()])
+}
+
+/// Compress: inputs x, condition (1-D bool). The kept extent is data-dependent.
+pub(super) fn infer_compress(cx: &InferCtx, axis: Option<i64>) -> Result<Vec<TensorType>, InferError> {
+    let x = cx.input(0)?;
+    cx.expect_dtype(1, |d| d == DType::Bool)?;
+    cx.expect_rank(1, 1)?;
+    let shape = match axis {
+        Some(a) => {
+            let a = cx.axis(a, x.rank())?;
+            let mut shape = x.shape.clone();
+            shape[a] = cx.fresh("kept");
+            shape
+        }
+        None => vec![cx.fresh("kept")],
+    };
+    Ok(vec![TensorType { dtype: x.dtype, shape }])
 }
 
 /// NonZero: the i64 coordinates of non-zero elements, shape `[rank, count]` (count data-dependent).

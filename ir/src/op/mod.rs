@@ -176,6 +176,16 @@ pub enum Op {
         exclusive: bool,
         reverse: bool,
     },
+    /// Inputs: x, axis (integer scalar). Running product, otherwise as [`Op::CumSum`]. Opset 26.
+    CumProd {
+        exclusive: bool,
+        reverse: bool,
+    },
+    /// Inputs: x, condition (1-D bool). Keeps the slices along `axis` whose condition is true
+    /// (a shorter condition counts as false past its end); `None` flattens x first. Opsets 9, 11.
+    Compress {
+        axis: Option<i64>,
+    },
     /// Inputs: x, k (1-element i64; an attribute before opset 10). Outputs: the k largest
     /// (`largest`) or smallest values along `axis` and their i64 indices; ties go to the lower
     /// index. Results are always sorted (`sorted == false` leaves the order unspecified).
@@ -255,6 +265,8 @@ impl Op {
             Op::Loop(_) => "Loop",
             Op::Scan(_) => "Scan",
             Op::CumSum { .. } => "CumSum",
+            Op::CumProd { .. } => "CumProd",
+            Op::Compress { .. } => "Compress",
             Op::TopK { .. } => "TopK",
             Op::ScatterElements { .. } => "ScatterElements",
             Op::ScatterNd { .. } => "ScatterND",
@@ -339,7 +351,8 @@ impl Op {
             Op::If { then_branch, else_branch } => control::infer_if(cx, then_branch, else_branch),
             Op::Loop(l) => l.infer(cx),
             Op::Scan(s) => s.infer(cx),
-            Op::CumSum { .. } => indexing::infer_cumulative(cx),
+            Op::CumSum { .. } | Op::CumProd { .. } => indexing::infer_cumulative(cx),
+            Op::Compress { axis } => indexing::infer_compress(cx, *axis),
             Op::TopK { axis, .. } => indexing::infer_top_k(cx, *axis),
             Op::ScatterElements { axis, .. } => indexing::infer_scatter_elements(cx, *axis),
             Op::ScatterNd { .. } => indexing::infer_scatter_nd(cx),

@@ -35,13 +35,16 @@ pub(super) fn export<'g>(cx: &mut NodeCx<'_, 'g>) -> Result<(), ExportError> {
         | Op::Dropout
         | Op::Identity
         | Op::NonZero => plain(cx, vec![]),
-        Op::CumSum { exclusive, reverse } => plain(cx, vec![flag("exclusive", *exclusive), flag("reverse", *reverse)]),
+        Op::CumSum { exclusive, reverse } | Op::CumProd { exclusive, reverse } => {
+            plain(cx, vec![flag("exclusive", *exclusive), flag("reverse", *reverse)])
+        }
         Op::TopK { axis, largest, sorted } => {
             plain(cx, vec![int("axis", *axis), flag("largest", *largest), flag("sorted", *sorted)])
         }
         Op::ScatterElements { axis, reduction } => {
             plain(cx, vec![int("axis", *axis), string("reduction", reduction.onnx_name())])
         }
+        Op::Compress { axis } => plain(cx, axis.iter().map(|&a| int("axis", a)).collect()),
         Op::ScatterNd { reduction } => plain(cx, vec![string("reduction", reduction.onnx_name())]),
         Op::Cast { to } => plain(cx, vec![int("to", to.onnx_code() as i64)]),
         Op::Conv(c) => plain(cx, conv_attrs(&c.window, c.group)),

@@ -1,8 +1,8 @@
 //! Shape, movement and constant ops: reductions, concat/split/slice/gather, the reshape family,
 //! transpose, (un)squeeze, expand/tile, shape queries, Constant and ConstantOfShape, range, pad,
-//! Resize (and Upsample, which maps to it), Dropout and Identity; CumSum, TopK, the scatter family
-//! and NonZero. Attributes that later opsets turned into inputs become constant inputs named
-//! `<node>__<attribute>`.
+//! Resize (and Upsample, which maps to it), Dropout and Identity; CumSum, CumProd, Compress, TopK,
+//! the scatter family and NonZero. Attributes that later opsets turned into inputs become constant
+//! inputs named `<node>__<attribute>`.
 
 use super::Registry;
 use crate::onnx::import::node::{Lowered, OpCx};
@@ -40,6 +40,8 @@ pub(super) fn register(r: &mut Registry) {
     r.insert("Dropout", dropout);
     r.insert("Identity", identity);
     r.insert("CumSum", cum_sum);
+    r.insert("CumProd", cum_prod);
+    r.insert("Compress", compress);
     r.insert("TopK", top_k);
     r.insert("ScatterElements", scatter_elements);
     r.insert("Scatter", scatter_elements);
@@ -305,6 +307,16 @@ fn identity(cx: &mut OpCx) -> Result<Lowered, ImportError> {
 fn cum_sum(cx: &mut OpCx) -> Result<Lowered, ImportError> {
     let (exclusive, reverse) = (cx.attrs.bool_or("exclusive", false)?, cx.attrs.bool_or("reverse", false)?);
     Ok(cx.same(Op::CumSum { exclusive, reverse }))
+}
+
+fn cum_prod(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let (exclusive, reverse) = (cx.attrs.bool_or("exclusive", false)?, cx.attrs.bool_or("reverse", false)?);
+    Ok(cx.same(Op::CumProd { exclusive, reverse }))
+}
+
+/// Negative axes are accepted from opset 11; the IR normalizes either way.
+fn compress(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    Ok(cx.same(Op::Compress { axis: cx.attrs.int("axis")? }))
 }
 
 /// `k` became an input in opset 10; `largest` and `sorted` arrived in 11 (before: largest, sorted).
