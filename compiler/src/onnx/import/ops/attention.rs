@@ -1,8 +1,8 @@
-//! ONNX `Attention` (opsets 23+) as a few IR nodes: per-head reshapes of 3-D inputs, the
-//! key/value cache, grouped-query head repetition, scaled `Q Kᵀ`, softcap, an additive bias built
-//! from the mask, causal and sliding-window limits and `nonpad_kv_seqlen`, softmax (rows masked
-//! everywhere give 0, as ONNX's reference does) and `P V`. Helper nodes are named
-//! `<node>__<step>`; the last node keeps the node's name.
+//! ONNX `Attention` (opsets 23+) and `RotaryEmbedding` as a few IR nodes. Attention: per-head
+//! reshapes of 3-D inputs, the key/value cache, grouped-query head repetition, scaled `Q Kᵀ`,
+//! softcap, an additive bias built from the mask, causal and sliding-window limits and
+//! `nonpad_kv_seqlen`, softmax (rows masked everywhere give 0, as ONNX's reference does) and
+//! `P V`. Helper nodes are named `<node>__<step>`; the last node keeps the node's name.
 
 use super::composite::reduce;
 use super::Registry;
@@ -13,6 +13,7 @@ use kiln_ir::{DType, Op, Tensor, ValueRef};
 
 pub(super) fn register(r: &mut Registry) {
     r.insert("Attention", attention);
+    r.insert("RotaryEmbedding", rotary_embedding);
 }
 
 const RESHAPE: Op = Op::Reshape { allowzero: false };
@@ -256,6 +257,89 @@ fn attention_bias(
     Ok(Some(bias))
 }
 
+/// `x[..., start:end:step]` along the last axis of a rank-4 value.
+fn last_axis_slice(
+    cx: &mut OpCx,
+    what: &str,
+    x: ValueRef,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<ValueRef, ImportError> {
+    let starts = cx.konst(&format!("{what}_start"), Tensor::vector(vec![start]));
+    let ends = cx.konst(&format!("{what}_end"), Tensor::vector(vec![end]));
+    let axes = cx.konst(&format!("{what}_axis"), Tensor::vector(vec![3i64]));
+    let steps = cx.konst(&format!("{what}_step"), Tensor::vector(vec![step]));
+    cx.helper(what, Op::Slice, &[x, starts, ends, axes, steps])
+}
+
+/// RotaryEmbedding (opset 23): rotates the first `rotary_embedding_dim` features of each head
+/// (in halves, or interleaved pairs) by the cached cos/sin at each position. The head size
+/// must be known.
+fn rotary_embedding(cx: &mut OpCx) -> Result<Lowered, ImportError> {
+    let (x, cos, sin) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
+    let rank = cx.input_type(0)?.rank();
+    // To [batch, seq, heads, head_size].
+    let x4 = match rank {
+        4 => cx.helper("seq_first", Op::Transpose { perm: Some(HEADS_FIRST.to_vec()) }, &[x])?,
+        3 => {
+            let heads = cx.attrs.int_or("num_heads", 0)?;
+            if heads <= 0 {
+                return Err(cx.error("a 3-D input needs a positive num_heads"));
+            }
+            let shape = cx.konst("split_shape", Tensor::vector(vec![0, 0, heads, -1]));
+            cx.helper("split", RESHAPE, &[x, shape])?
+        }
+        r => return Err(cx.error(format!("input must be 3-D or 4-D, got rank {r}"))),
+    };
+    let head = known_dim(cx, x4, 3, "head size")? as i64;
+    let rd = match cx.attrs.int_or("rotary_embedding_dim", 0)? {
+        0 => head,
+        d if d > 0 && d <= head && d % 2 == 0 => d,
+        d => return Err(cx.error(format!("rotary_embedding_dim {d} does not fit head size {head}"))),
+    };
+    let (cos, sin) = match cx.opt(3) {
+        Some(p) => (
+            cx.helper("cos_at", Op::Gather { axis: 0 }, &[cos, p])?,
+            cx.helper("sin_at", Op::Gather { axis: 0 }, &[sin, p])?,
+        ),
+        None => (cos, sin),
+    };
+    let axes = cx.konst("head_axis", Tensor::vector(vec![2i64]));
+    let cos = cx.helper("cos_heads", Op::Unsqueeze, &[cos, axes])?;
+    let sin = cx.helper("sin_heads", Op::Unsqueeze, &[sin, axes])?;
+    let interleaved = cx.attrs.bool_or("interleaved", false)?;
+    let (x1, x2) = if interleaved {
+        (last_axis_slice(cx, "x1", x4, 0, rd, 2)?, last_axis_slice(cx, "x2", x4, 1, rd, 2)?)
+    } else {
+        (last_axis_slice(cx, "x1", x4, 0, rd / 2, 1)?, last_axis_slice(cx, "x2", x4, rd / 2, rd, 1)?)
+    };
+    let mul = |cx: &mut OpCx, what: &str, a, b| cx.helper(what, Op::Binary(Binary::Mul), &[a, b]);
+    let (c1, s2) = (mul(cx, "cos_x1", cos, x1)?, mul(cx, "sin_x2", sin, x2)?);
+    let (s1, c2) = (mul(cx, "sin_x1", sin, x1)?, mul(cx, "cos_x2", cos, x2)?);
+    let real = cx.helper("real", Op::Binary(Binary::Sub), &[c1, s2])?;
+    let imag = cx.helper("imag", Op::Binary(Binary::Add), &[s1, c2])?;
+    let mut rotated = if interleaved {
+        let pair = cx.konst("pair_axis", Tensor::vector(vec![4i64]));
+        let real = cx.helper("real_pair", Op::Unsqueeze, &[real, pair])?;
+        let imag = cx.helper("imag_pair", Op::Unsqueeze, &[imag, pair])?;
+        let pairs = cx.helper("pairs", Op::Concat { axis: 4 }, &[real, imag])?;
+        let shape = cx.konst("rotated_shape", Tensor::vector(vec![0, 0, 0, rd]));
+        cx.helper("rotated", RESHAPE, &[pairs, shape])?
+    } else {
+        cx.helper("rotated", Op::Concat { axis: 3 }, &[real, imag])?
+    };
+    if rd < head {
+        let rest = last_axis_slice(cx, "kept", x4, rd, head, 1)?;
+        rotated = cx.helper("joined", Op::Concat { axis: 3 }, &[rotated, rest])?;
+    }
+    if rank == 4 {
+        return Ok(Lowered::new(Op::Transpose { perm: Some(HEADS_FIRST.to_vec()) }, vec![Some(rotated)]));
+    }
+    let shape = cx.konst("shape", Tensor::vector(vec![0i64, 0, -1]));
+    Ok(Lowered::new(RESHAPE, vec![Some(rotated), Some(shape)]))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::onnx::import::load_bytes;
@@ -288,8 +372,12 @@ mod tests {
 
     /// One Attention node (opset 23) over graph inputs `inputs`, returning output `y`.
     fn run(inputs: &[(&str, DType, &[i64])], attrs: Vec<AttributeProto>, feeds: &[Tensor]) -> Vec<f32> {
+        run_op("Attention", inputs, attrs, feeds)
+    }
+
+    fn run_op(op: &str, inputs: &[(&str, DType, &[i64])], attrs: Vec<AttributeProto>, feeds: &[Tensor]) -> Vec<f32> {
         let node = NodeProto {
-            op_type: "Attention".into(),
+            op_type: op.into(),
             name: "attn".into(),
             input: inputs.iter().map(|(n, ..)| n.to_string()).collect(),
             output: vec!["y".into()],
@@ -352,5 +440,22 @@ mod tests {
         let y = run(&inputs, attrs, &[q, k, v, mask]);
         let want = [3.0702143, 4.0702143, 2.792737, 3.792737, 3.9773786, 4.9773784, 4.141223, 5.141223];
         close(&y, &want);
+    }
+
+    #[test]
+    fn rotary_interleaved_with_positions() {
+        let inputs: [(&str, DType, &[i64]); 4] = [
+            ("x", DType::F32, &[1, 1, 2, 4]),
+            ("cos", DType::F32, &[3, 2]),
+            ("sin", DType::F32, &[3, 2]),
+            ("pos", DType::I64, &[1, 2]),
+        ];
+        let x = t(&[1, 1, 2, 4], &[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]);
+        let cos = t(&[3, 2], &[1.0, 0.5, 0.8, -0.2, 0.3, 0.9]);
+        let sin = t(&[3, 2], &[0.0, 0.7, 0.6, 0.4, -0.5, 0.1]);
+        let pos = Tensor::from_vec(&[1, 2], vec![2i64, 0]).unwrap();
+        let int_attr = int("interleaved", 1);
+        let y = run_op("RotaryEmbedding", &inputs, vec![int_attr], &[x, cos, sin, pos]);
+        close(&y, &[0.25, 0.15, 0.75, 1.45, 2.0, 2.5, -0.95, 3.85]);
     }
 }
