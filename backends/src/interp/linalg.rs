@@ -2,7 +2,7 @@
 //! Floats multiply through ndarray's `general_mat_mul` (matrixmultiply) in f32/f64; integers in
 //! exact wrapping i64 arithmetic.
 
-use super::kernel::{alloc, bail, cast_to, finish, input, opt_input, show, with_float, KResult, Real};
+use super::kernel::{alloc, bail, cast_to, finish, input, opt_input, show, standard, with_float, KResult, Real};
 use kiln_ir::op::{broadcast_shapes, Gemm};
 use kiln_ir::{DType, Element, Tensor};
 use ndarray::linalg::general_mat_mul;
@@ -125,6 +125,7 @@ fn matmul_typed<T: Element + num_traits::Zero>(a: &Tensor, b: &Tensor, mm: MatMu
     alloc(T::DTYPE, &[count, m, n])?;
     let full = |t: &Tensor, shape: &[usize], rows: usize, cols: usize| -> ArrayD<T> {
         let arr = cast_to::<T>(t);
+        let arr = standard(&arr);
         let arr = arr.view().into_shape_with_order(IxDyn(shape)).expect("same element count");
         let mut target = batch.clone();
         target.extend([rows, cols]);
@@ -136,6 +137,7 @@ fn matmul_typed<T: Element + num_traits::Zero>(a: &Tensor, b: &Tensor, mm: MatMu
         // Shared right operand: one [count*M, K] @ [K, N] product.
         let av = full(a, &a_shape, m, k);
         let bv = cast_to::<T>(b);
+        let bv = standard(&bv);
         let bv = bv.view().into_shape_with_order((k, n)).expect("same element count");
         let av = av.into_shape_with_order((count * m, k)).expect("same element count");
         mm(av.view(), bv, &mut ArrayViewMut2::from_shape((count * m, n), &mut out[..]).expect("output block"));
@@ -157,6 +159,18 @@ mod tests {
 
     fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
         Tensor::from_vec(shape, v).unwrap()
+    }
+
+    #[test]
+    fn matmul_accepts_operands_not_in_row_major_layout() {
+        // [[1, 3], [2, 4]] stored column-major (as a Concat or Transpose may leave it), batched.
+        let stored = ArrayD::from_shape_vec(IxDyn(&[2, 2, 1]), vec![1.0f32, 2., 3., 4.]).unwrap();
+        let a = Tensor::from_array(stored.reversed_axes());
+        let identity = t(&[1, 2, 2], vec![1., 0., 0., 1.]);
+        assert_eq!(matmul(&a, &identity).unwrap().to_vec::<f32>(), vec![1., 3., 2., 4.]);
+        let shared = t(&[2, 2], vec![1., 0., 0., 1.]);
+        assert_eq!(matmul(&a, &shared).unwrap().to_vec::<f32>(), vec![1., 3., 2., 4.]);
+        assert_eq!(matmul(&shared, &a).unwrap().to_vec::<f32>(), vec![1., 3., 2., 4.]);
     }
 
     #[test]
