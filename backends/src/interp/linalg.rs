@@ -26,17 +26,16 @@ fn mm_int(a: ArrayView2<i64>, b: ArrayView2<i64>, c: &mut ArrayViewMut2<i64>) {
     }
 }
 
+/// The message for a pair of operands that break `rule`.
+fn bad_operands(a: &Tensor, b: &Tensor, rule: &str) -> String {
+    format!("operands {}{} and {}{} {rule}", a.dtype(), show(a.shape()), b.dtype(), show(b.shape()))
+}
+
 /// Gemm: `alpha * op(A) @ op(B) + beta * C`, C broadcast to `[M, N]`.
 pub(crate) fn gemm(g: &Gemm, ins: &[Option<Tensor>]) -> KResult<Tensor> {
     let (a, b, c) = (input(ins, 0)?, input(ins, 1)?, opt_input(ins, 2));
     if a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() {
-        bail!(
-            "operands {}{} and {}{} must be matrices of one dtype",
-            a.dtype(),
-            show(a.shape()),
-            b.dtype(),
-            show(b.shape())
-        );
+        bail!("{}", bad_operands(a, b, "must be matrices of one dtype"));
     }
     let dtype = a.dtype();
     if dtype.is_float() {
@@ -88,13 +87,7 @@ fn matrix<T>(t: &kiln_ir::ArcArrayD<T>, trans: bool) -> ArrayView2<'_, T> {
 /// MatMul with numpy semantics.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> KResult<Tensor> {
     if a.dtype() != b.dtype() || a.rank() == 0 || b.rank() == 0 {
-        bail!(
-            "operands {}{} and {}{} must share a dtype and have rank >= 1",
-            a.dtype(),
-            show(a.shape()),
-            b.dtype(),
-            show(b.shape())
-        );
+        bail!("{}", bad_operands(a, b, "must share a dtype and have rank >= 1"));
     }
     let dtype = a.dtype();
     if dtype.is_float() {
