@@ -21,6 +21,7 @@
 pub mod backend;
 pub mod error;
 pub mod interp;
+pub mod jit;
 
 pub use backend::{Backend, Executable};
 pub use error::ExecError;

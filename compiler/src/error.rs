@@ -52,8 +52,6 @@ pub enum KilnError {
         human_bytes(*need), human_bytes(*limit), human_bytes(*value_bytes)
     )]
     TooMuchMemory { need: u64, limit: u64, limit_source: &'static str, value: String, ty: TensorType, value_bytes: u64 },
-    #[error("the JIT backend is not built yet; use --backend interp")]
-    JitNotBuilt,
     #[error("conformance: {0}")]
     Conformance(String),
 }

@@ -247,13 +247,6 @@ fn corrupt_npy_names_input_and_file() {
 }
 
 #[test]
-fn the_jit_backend_is_announced_not_built() {
-    let dir = TempDir::new("jit");
-    let m = dir.write("m.onnx", &relu(&["2", "3"]));
-    assert_fails(&dir, &[&"run", &m, &"--backend", &"jit"], &["JIT backend is not built yet"]);
-}
-
-#[test]
 fn opt_does_not_write_on_failure() {
     let dir = TempDir::new("opt");
     let m = dir.write("m.onnx", b"garbage");

@@ -13,7 +13,7 @@ pub mod memory;
 pub use inputs::GivenInput;
 
 use crate::{npy, KilnError, Model};
-use kiln_backends::{interp, Backend};
+use kiln_backends::{interp, jit, Backend};
 use kiln_ir::{Op, Tensor};
 use kiln_passes::{ConstantFold, DeadCode, Evaluator, PassManager, PassStats};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ pub enum BackendKind {
     /// The reference interpreter.
     #[default]
     Interp,
-    /// The Cranelift JIT (not built yet).
+    /// The Cranelift JIT.
     Jit,
 }
 
@@ -40,7 +40,7 @@ impl BackendKind {
     fn backend(self) -> Result<Box<dyn Backend>, KilnError> {
         match self {
             BackendKind::Interp => Ok(Box::new(interp::Interpreter)),
-            BackendKind::Jit => Err(KilnError::JitNotBuilt),
+            BackendKind::Jit => Ok(Box::new(jit::Jit::default())),
         }
     }
 }
