@@ -24,7 +24,8 @@ mod resize;
 mod shape;
 
 use crate::{Backend, ExecError, Executable};
-use exec::{check_inputs, execute, Check, Plan};
+pub(crate) use exec::{check_inputs, Check};
+use exec::{execute, Plan};
 use kernel::{input, KResult};
 use kiln_ir::{Graph, Op, Tensor, ValueRef};
 use norm::SoftmaxKind;

@@ -1,27 +1,76 @@
-//! The Cranelift JIT backend: lowers a graph with concrete shapes into a plan of native steps
-//! (Cranelift-generated kernels, the GEMM/convolution core, and calls into interpreter kernels
-//! for ops without a native kernel yet), with every intermediate placed in one arena.
+//! The Cranelift JIT backend. [`Jit::compile`] lowers a graph with concrete shapes into a plan
+//! of steps — fused elementwise groups compiled by Cranelift into f32x4 kernels, the GEMM core
+//! for Conv/MatMul/Gemm with their epilogue (bias, activation, residual) generated and applied
+//! in place, native pooling/Softmax/LRN/Concat kernels, and calls into the interpreter's
+//! kernels for everything else — with every intermediate in one arena sized by a liveness plan.
+//! Graphs with symbolic dims are compiled on first use for each distinct set of input shapes.
+//!
+//! - `program`: what an elementwise kernel computes (a small f32 program) over which loop nest;
+//! - `codegen`: Cranelift module, host ISA detection, kernel emission;
+//! - `lower`: graph → steps (roles, fusion groups, storage of each value);
+//! - `memory`: arena offsets from buffer lifetimes;
+//! - `linalg`: the GEMM core, im2col / pointwise / depthwise convolution;
+//! - `host`: native pooling, Softmax, LRN, Concat;
+//! - `exec`: running a plan (pointers, worker pool, arena pool) — all calls into generated code.
+//!
+//! ```
+//! use kiln_backends::{jit::Jit, Backend};
+//! use kiln_ir::{op::Unary, DType, Graph, Op, Tensor, TensorType};
+//! let mut g = Graph::new("main");
+//! let x = g.add_input("x", TensorType::known(DType::F32, &[5]));
+//! let y = g.add("y", Op::Unary(Unary::Relu), &[x]).unwrap();
+//! g.set_outputs(vec![y]);
+//! let exe = Jit::with_threads(1).prepare(&g).unwrap();
+//! let out = exe.run(&[Tensor::vector(vec![-1.0f32, 0.5, 2.0, -3.0, 4.0])]).unwrap();
+//! assert_eq!(out[0].to_vec::<f32>(), vec![0.0, 0.5, 2.0, 0.0, 4.0]);
+//! ```
 
-use crate::{interp::Interpreter, Backend, ExecError, Executable};
-use kiln_ir::Graph;
+mod codegen;
+mod exec;
+mod host;
+mod linalg;
+mod lower;
+mod memory;
+mod program;
+#[cfg(test)]
+mod tests;
+
+pub use lower::Engine;
+
+use crate::{Backend, ExecError, Executable};
+use exec::{Compiled, Workers};
+use kiln_ir::{Graph, Tensor};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The JIT backend and its options.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Jit {
     /// Worker threads for intra-op parallelism; 0 means all cores.
     pub threads: usize,
-}
-
-impl Default for Jit {
-    fn default() -> Self {
-        Jit { threads: 0 }
-    }
 }
 
 impl Jit {
     pub fn with_threads(threads: usize) -> Jit {
         Jit { threads }
     }
+
+    /// Compiles `graph`. Every value's shape must be known from the graph inputs (bind symbolic
+    /// dims first, or use [`Backend::prepare`], which compiles per input shape on first run).
+    pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph, ExecError> {
+        let start = Instant::now();
+        let (lowered, codegen) = lower::lower(graph)?;
+        let (code, fns) = codegen.finish().map_err(|m| kernel_error(&graph.name, m))?;
+        let kernels = lowered.kernel_ids.iter().map(|id| fns[id]).collect();
+        let workers = Workers::new(self.threads).map_err(|m| kernel_error(&graph.name, m))?;
+        let report = PlanReport::of(&lowered, workers.threads(), start.elapsed().as_secs_f64() * 1e3);
+        Ok(CompiledGraph { inner: Compiled::new(graph.clone(), lowered, kernels, code, workers), report })
+    }
+}
+
+fn kernel_error(what: &str, message: String) -> ExecError {
+    ExecError::Kernel { node: String::new(), op: format!("jit ({what})"), message }
 }
 
 impl Backend for Jit {
@@ -30,7 +79,112 @@ impl Backend for Jit {
     }
 
     fn prepare(&self, graph: &Graph) -> Result<Box<dyn Executable>, ExecError> {
-        // Placeholder until code generation lands: behaves exactly like the interpreter.
-        Interpreter.prepare(graph)
+        if graph.input_symbols().is_empty() {
+            Ok(Box::new(self.compile(graph)?))
+        } else {
+            Ok(Box::new(PerShape { jit: *self, graph: graph.clone(), compiled: Mutex::new(HashMap::new()) }))
+        }
+    }
+}
+
+/// A compiled graph: run it (from any number of threads at once), or read its plan.
+pub struct CompiledGraph {
+    inner: Compiled,
+    report: PlanReport,
+}
+
+impl CompiledGraph {
+    /// What was compiled: each step with its engine, the arena size, kernel counts, time.
+    pub fn report(&self) -> &PlanReport {
+        &self.report
+    }
+
+    /// Runs and writes the outputs into `outputs` (one tensor per graph output, of the output's
+    /// dtype and shape); f32 outputs are written in place without allocating.
+    pub fn run_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<(), ExecError> {
+        self.inner.run_into(inputs, outputs)
+    }
+}
+
+impl Executable for CompiledGraph {
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
+        self.inner.run(inputs)
+    }
+}
+
+/// A graph with symbolic input dims: compiled once per distinct set of input shapes.
+struct PerShape {
+    jit: Jit,
+    graph: Graph,
+    compiled: Mutex<HashMap<Vec<Vec<usize>>, Arc<CompiledGraph>>>,
+}
+
+impl Executable for PerShape {
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
+        let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        let cached = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned());
+        let exe = match cached {
+            Some(exe) => exe,
+            None => {
+                crate::interp::check_inputs(&self.graph, inputs, crate::interp::Check::Full)?;
+                let mut g = self.graph.clone();
+                let mut bindings = HashMap::new();
+                for (v, t) in g.input_values().iter().zip(inputs) {
+                    for (d, &n) in g.value_type(*v).shape.iter().zip(t.shape()) {
+                        if let kiln_ir::Dim::Sym(s) = d {
+                            bindings.insert(s.clone(), n);
+                        }
+                    }
+                }
+                g.bind_dims(&bindings)?;
+                let exe = Arc::new(self.jit.compile(&g)?);
+                if let Ok(mut m) = self.compiled.lock() {
+                    m.insert(key, exe.clone());
+                }
+                exe
+            }
+        };
+        exe.run(inputs)
+    }
+}
+
+/// One step of a compiled plan, as `kiln inspect --plan` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlanStep {
+    pub nodes: Vec<String>,
+    pub ops: Vec<String>,
+    pub engine: Engine,
+}
+
+/// What compiling produced.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlanReport {
+    pub steps: Vec<PlanStep>,
+    /// Bytes of the intermediate arena (the peak of all intermediates alive at once).
+    pub arena_bytes: usize,
+    /// Distinct Cranelift kernels.
+    pub kernels: usize,
+    /// Ops run through the interpreter's kernels, with counts.
+    pub fallback_ops: Vec<(String, usize)>,
+    pub threads: usize,
+    pub compile_ms: f64,
+}
+
+impl PlanReport {
+    fn of(l: &lower::Lowered, threads: usize, compile_ms: f64) -> PlanReport {
+        let steps: Vec<PlanStep> =
+            l.steps.iter().map(|s| PlanStep { nodes: s.nodes.clone(), ops: s.ops.clone(), engine: s.engine }).collect();
+        let mut fallback: std::collections::BTreeMap<String, usize> = Default::default();
+        for s in steps.iter().filter(|s| s.engine == Engine::Interpreter) {
+            *fallback.entry(s.ops[0].clone()).or_default() += 1;
+        }
+        PlanReport {
+            steps,
+            arena_bytes: l.arena_bytes,
+            kernels: l.kernel_ids.len(),
+            fallback_ops: fallback.into_iter().collect(),
+            threads,
+            compile_ms,
+        }
     }
 }

@@ -1,0 +1,343 @@
+//! Cranelift code generation: one module per compiled graph, the host ISA detected by
+//! cranelift-native (SSE4.1/AVX/FMA flags), and the emission of elementwise kernels — a
+//! [`Program`] over a [`LoopNest`] — as `extern "C" fn(operands: *const *mut f32, begin, end)`,
+//! looping the outermost extent over `begin..end` (so callers can split it across threads),
+//! with the innermost extent in f32x4 vectors plus a scalar tail.
+
+use super::program::{HostFn, Instr, LoopNest, Program};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use kiln_ir::op::{Binary, Unary};
+use std::collections::HashMap;
+
+/// An elementwise kernel: operand pointers (inputs then output), and the range of the outermost
+/// extent to cover.
+pub(crate) type ElementwiseFn = unsafe extern "C" fn(*const *mut f32, usize, usize);
+
+const LANES: i64 = 4;
+const F32_BYTES: i64 = 4;
+
+/// Kernels being generated into one JIT module.
+pub(crate) struct Codegen {
+    module: JITModule,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    has_fma: bool,
+    host: HashMap<HostFn, FuncId>,
+    /// Kernels already emitted, keyed by their nest and program, so repeated shapes share code.
+    cache: HashMap<String, FuncId>,
+    defined: Vec<FuncId>,
+}
+
+/// Finalized machine code; function pointers into it stay valid while it lives.
+pub(crate) struct Code {
+    module: Option<JITModule>,
+}
+
+// SAFETY: after `finalize_definitions` the module is never mutated again; its code pages are
+// read-only and executable, so sharing the pointers into them across threads is sound.
+unsafe impl Send for Code {}
+unsafe impl Sync for Code {}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: `Code` owns every pointer into this module (held by the plan that owns
+            // `Code`), and the plan is being dropped with it.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+impl Codegen {
+    pub(crate) fn new() -> Result<Codegen, String> {
+        let mut flags = settings::builder();
+        let set =
+            |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| format!("cranelift flag {k}: {e}"));
+        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        set(&mut flags, "is_pic", "false")?;
+        let isa_builder =
+            cranelift_native::builder().map_err(|e| format!("this CPU is not supported by Cranelift: {e}"))?;
+        let isa = isa_builder.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))?;
+        let has_fma = isa.isa_flags().iter().any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
+        let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+        for f in HostFn::ALL {
+            jb.symbol(f.symbol(), f.address());
+        }
+        let module = JITModule::new(jb);
+        let ctx = module.make_context();
+        Ok(Codegen {
+            module,
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+            has_fma,
+            host: HashMap::new(),
+            cache: HashMap::new(),
+            defined: Vec::new(),
+        })
+    }
+
+    /// Emits (or reuses) the kernel computing `prog` over `nest`; returns its id for [`Self::finish`].
+    pub(crate) fn elementwise(&mut self, nest: &LoopNest, prog: &Program) -> Result<FuncId, String> {
+        let key = format!("{nest:?}{prog:?}");
+        if let Some(&id) = self.cache.get(&key) {
+            return Ok(id);
+        }
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
+        let name = format!("kiln_elementwise_{}", self.cache.len());
+        let id = self.module.declare_function(&name, Linkage::Local, &sig).map_err(|e| e.to_string())?;
+        self.ctx.func.signature = sig;
+        let host_refs: Vec<(HostFn, FuncRef)> = {
+            let mut refs = Vec::new();
+            for f in prog.host_fns() {
+                let fid = self.host_fn(f)?;
+                refs.push((f, self.module.declare_func_in_func(fid, &mut self.ctx.func)));
+            }
+            refs
+        };
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let params = b.block_params(entry).to_vec();
+            let operands = nest.strides.len();
+            let bases: Vec<Value> =
+                (0..operands).map(|k| b.ins().load(ptr, MemFlagsData::trusted(), params[0], (k * 8) as i32)).collect();
+            let mut e = Emitter { b, nest, prog, ptr, host: &host_refs, has_fma: self.has_fma };
+            e.level(0, &bases, params[1], params[2]);
+            e.b.ins().return_(&[]);
+            e.b.seal_all_blocks();
+            e.b.finalize(self.module.target_config());
+        }
+        self.module.define_function(id, &mut self.ctx).map_err(|e| format!("cranelift: {e:?}"))?;
+        self.module.clear_context(&mut self.ctx);
+        self.cache.insert(key, id);
+        self.defined.push(id);
+        Ok(id)
+    }
+
+    fn host_fn(&mut self, f: HostFn) -> Result<FuncId, String> {
+        if let Some(&id) = self.host.get(&f) {
+            return Ok(id);
+        }
+        let mut sig = self.module.make_signature();
+        sig.params.extend(std::iter::repeat_n(AbiParam::new(types::F32), f.arity()));
+        sig.returns.push(AbiParam::new(types::F32));
+        let id = self.module.declare_function(&f.symbol(), Linkage::Import, &sig).map_err(|e| e.to_string())?;
+        self.host.insert(f, id);
+        Ok(id)
+    }
+
+    /// Links the module; `resolve` then maps each id to its entry point.
+    pub(crate) fn finish(mut self) -> Result<(Code, HashMap<FuncId, ElementwiseFn>), String> {
+        self.module.finalize_definitions().map_err(|e| format!("cranelift: {e}"))?;
+        let mut fns = HashMap::new();
+        for &id in &self.defined {
+            let p = self.module.get_finalized_function(id);
+            // SAFETY: every defined function has the `ElementwiseFn` signature (see `elementwise`).
+            fns.insert(id, unsafe { std::mem::transmute::<*const u8, ElementwiseFn>(p) });
+        }
+        Ok((Code { module: Some(self.module) }, fns))
+    }
+}
+
+/// Emission state for one kernel.
+struct Emitter<'a, 'f> {
+    b: FunctionBuilder<'f>,
+    nest: &'a LoopNest,
+    prog: &'a Program,
+    ptr: Type,
+    host: &'a [(HostFn, FuncRef)],
+    has_fma: bool,
+}
+
+impl Emitter<'_, '_> {
+    /// Loops extent `level` over `lo..hi`; `addrs` are the operands' byte addresses at index 0
+    /// of this extent.
+    fn level(&mut self, level: usize, addrs: &[Value], lo: Value, hi: Value) {
+        if level + 1 == self.nest.dims.len() {
+            return self.innermost(addrs, lo, hi);
+        }
+        let inner_hi = self.b.ins().iconst(self.ptr, self.nest.dims[level + 1] as i64);
+        self.counted_loop(lo, hi, 1, |e, i| {
+            let moved: Vec<Value> =
+                addrs.iter().enumerate().map(|(k, &a)| e.offset(a, i, e.nest.strides[k][level])).collect();
+            let zero = e.b.ins().iconst(e.ptr, 0);
+            e.level(level + 1, &moved, zero, inner_hi);
+        });
+    }
+
+    /// `addr + i * stride * 4`.
+    fn offset(&mut self, addr: Value, i: Value, stride: isize) -> Value {
+        if stride == 0 {
+            return addr;
+        }
+        let off = self.b.ins().imul_imm_s(i, stride as i64 * F32_BYTES);
+        self.b.ins().iadd(addr, off)
+    }
+
+    /// `for (i = lo; i + step <= hi; i += step) body(i)`; returns the first index not covered.
+    fn counted_loop(&mut self, lo: Value, hi: Value, step: i64, mut body: impl FnMut(&mut Self, Value)) -> Value {
+        let var = self.b.declare_var(self.ptr);
+        self.b.def_var(var, lo);
+        let header = self.b.create_block();
+        let body_block = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(var);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        let fits = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, hi);
+        self.b.ins().brif(fits, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        body(self, i);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        self.b.def_var(var, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+        self.b.use_var(var)
+    }
+
+    /// The innermost extent: f32x4 vectors while every input walks it contiguously or not at
+    /// all, then scalars for the rest.
+    fn innermost(&mut self, addrs: &[Value], lo: Value, hi: Value) {
+        let last = self.nest.dims.len() - 1;
+        let inner: Vec<isize> = self.nest.strides.iter().map(|s| s[last]).collect();
+        let out = inner.len() - 1;
+        let vectorizable = inner.iter().all(|&s| s == 0 || s == 1);
+        // Operands that do not move along this extent are loaded once.
+        let hoisted: Vec<Option<Value>> = (0..out)
+            .map(|k| (inner[k] == 0).then(|| self.b.ins().load(types::F32, MemFlagsData::trusted(), addrs[k], 0)))
+            .collect();
+        let mut rest = lo;
+        if vectorizable {
+            let splats: Vec<Option<Value>> =
+                hoisted.iter().map(|h| h.map(|s| self.b.ins().splat(types::F32X4, s))).collect();
+            rest = self.counted_loop(lo, hi, LANES, |e, i| {
+                let load = |e: &mut Self, k: usize| match splats[k] {
+                    Some(v) => v,
+                    None => {
+                        let a = e.offset(addrs[k], i, 1);
+                        e.b.ins().load(types::F32X4, MemFlagsData::new().with_notrap(), a, 0)
+                    }
+                };
+                let v = e.program(types::F32X4, load);
+                let a = e.offset(addrs[out], i, 1);
+                e.b.ins().store(MemFlagsData::new().with_notrap(), v, a, 0);
+            });
+        }
+        self.counted_loop(rest, hi, 1, |e, i| {
+            let load = |e: &mut Self, k: usize| match hoisted[k] {
+                Some(v) => v,
+                None => {
+                    let a = e.offset(addrs[k], i, inner[k]);
+                    e.b.ins().load(types::F32, MemFlagsData::trusted(), a, 0)
+                }
+            };
+            let v = e.program(types::F32, load);
+            let a = e.offset(addrs[out], i, inner[out]);
+            e.b.ins().store(MemFlagsData::trusted(), v, a, 0);
+        });
+    }
+
+    /// Emits the program at type `ty` (F32 or F32X4); `load(k)` yields operand `k`.
+    fn program(&mut self, ty: Type, mut load: impl FnMut(&mut Self, usize) -> Value) -> Value {
+        let mut regs: Vec<Value> = Vec::with_capacity(self.prog.instrs.len());
+        for instr in &self.prog.instrs {
+            let r = |i: &usize| regs[*i];
+            let v = match instr {
+                Instr::Load(k) => load(self, *k),
+                Instr::Const(c) => {
+                    let s = self.b.ins().f32const(*c);
+                    if ty == types::F32 {
+                        s
+                    } else {
+                        self.b.ins().splat(ty, s)
+                    }
+                }
+                Instr::Add(a, b) => self.b.ins().fadd(r(a), r(b)),
+                Instr::Sub(a, b) => self.b.ins().fsub(r(a), r(b)),
+                Instr::Mul(a, b) => self.b.ins().fmul(r(a), r(b)),
+                Instr::Div(a, b) => self.b.ins().fdiv(r(a), r(b)),
+                Instr::Max(a, b) => self.b.ins().fmax(r(a), r(b)),
+                Instr::Min(a, b) => self.b.ins().fmin(r(a), r(b)),
+                Instr::MulAdd(a, b, c) if self.has_fma => self.b.ins().fma(r(a), r(b), r(c)),
+                Instr::MulAdd(a, b, c) => {
+                    let p = self.b.ins().fmul(r(a), r(b));
+                    self.b.ins().fadd(p, r(c))
+                }
+                Instr::Neg(a) => self.b.ins().fneg(r(a)),
+                Instr::Abs(a) => self.b.ins().fabs(r(a)),
+                Instr::Sqrt(a) => self.b.ins().sqrt(r(a)),
+                Instr::Floor(a) => self.b.ins().floor(r(a)),
+                Instr::Ceil(a) => self.b.ins().ceil(r(a)),
+                Instr::Nearest(a) => self.b.ins().nearest(r(a)),
+                Instr::Call(f, args) => {
+                    let args: Vec<Value> = args.iter().map(r).collect();
+                    self.call(ty, *f, &args)
+                }
+            };
+            regs.push(v);
+        }
+        *regs.last().expect("programs are never empty")
+    }
+
+    /// A host call, lane by lane for vectors.
+    fn call(&mut self, ty: Type, f: HostFn, args: &[Value]) -> Value {
+        let fref = self.host.iter().find(|(h, _)| *h == f).expect("host functions are declared up front").1;
+        if ty == types::F32 {
+            let call = self.b.ins().call(fref, args);
+            return self.b.inst_results(call)[0];
+        }
+        let mut acc = args[0];
+        for lane in 0..LANES as u8 {
+            let lane_args: Vec<Value> = args.iter().map(|&a| self.b.ins().extractlane(a, lane)).collect();
+            let call = self.b.ins().call(fref, &lane_args);
+            let y = self.b.inst_results(call)[0];
+            acc = self.b.ins().insertlane(acc, y, lane);
+        }
+        acc
+    }
+}
+
+macro_rules! host_fns {
+    ($($variant:ident => $unary:expr),* $(,)?) => {
+        impl HostFn {
+            pub(crate) const ALL: &'static [HostFn] = &[$(HostFn::$variant,)* HostFn::Pow];
+
+            /// The entry point generated code calls: the IR's own definition of the op, so the
+            /// JIT and the interpreter agree bit for bit.
+            fn address(self) -> *const u8 {
+                $(
+                    #[allow(non_snake_case)]
+                    extern "C" fn $variant(x: f32) -> f32 {
+                        $unary.eval_f64(x as f64) as f32
+                    }
+                )*
+                extern "C" fn pow(a: f32, b: f32) -> f32 {
+                    Binary::Pow.eval_f64(a as f64, b as f64) as f32
+                }
+                match self {
+                    $(HostFn::$variant => $variant as *const u8,)*
+                    HostFn::Pow => pow as *const u8,
+                }
+            }
+        }
+    };
+}
+
+host_fns! {
+    Exp => Unary::Exp, Log => Unary::Log, Tanh => Unary::Tanh, Sigmoid => Unary::Sigmoid, Erf => Unary::Erf,
+    Sin => Unary::Sin, Cos => Unary::Cos, Tan => Unary::Tan, Asin => Unary::Asin, Acos => Unary::Acos,
+    Atan => Unary::Atan, Sinh => Unary::Sinh, Cosh => Unary::Cosh, Asinh => Unary::Asinh, Acosh => Unary::Acosh,
+    Atanh => Unary::Atanh, Softplus => Unary::Softplus, Mish => Unary::Mish,
+}

@@ -1,0 +1,333 @@
+//! Running a compiled plan: resolving each value to a pointer (constants in place, inputs as the
+//! caller passed them, intermediates at their arena offset, interpreter results in per-run
+//! slots), stepping through the plan, the worker pool for intra-op parallelism, and the pool of
+//! arenas that makes repeated runs allocation-free and concurrent runs independent.
+//!
+//! # Safety
+//! This is where generated code is called and raw pointers are formed. Soundness rests on the
+//! lowering: every native step was built from concrete shapes that the run's inputs are checked
+//! against before the first step, each buffer is sized for the largest value stored in it, and
+//! the memory plan never gives two buffers alive at the same step overlapping bytes.
+
+use super::codegen::{Code, ElementwiseFn};
+use super::lower::{Elementwise, Lowered, Step, StepKind, Storage, Vid};
+use super::memory::ALIGN;
+use crate::interp::{check_inputs, dispatch, Check};
+use crate::ExecError;
+use kiln_ir::{Graph, Tensor};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// A raw f32 pointer that may cross threads (each task touches disjoint elements).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ptr(pub *mut f32);
+// SAFETY: kernels partition their output so tasks never write the same element.
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
+
+impl Ptr {
+    /// The address `i` elements further (a method, so closures capture the whole `Ptr`).
+    ///
+    /// # Safety
+    /// The result must stay inside the buffer `self` points into.
+    pub(crate) unsafe fn add(self, i: usize) -> *mut f32 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.0.add(i) }
+    }
+}
+
+/// Intra-op parallelism: a fixed pool, or the calling thread alone.
+pub(crate) struct Workers {
+    pool: Option<rayon::ThreadPool>,
+    threads: usize,
+}
+
+/// Below this much work per task group, splitting across threads costs more than it saves.
+const MIN_PARALLEL_WORK: usize = 1 << 15;
+
+impl Workers {
+    pub(crate) fn new(threads: usize) -> Result<Workers, String> {
+        let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("kiln-worker-{i}"))
+                .build()
+                .map_err(|e| format!("could not start {threads} worker threads: {e}"))?;
+            Some(pool)
+        } else {
+            None
+        };
+        Ok(Workers { pool, threads })
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `f` inside the pool (so nested rayon work uses it).
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
+
+    /// `f(i)` for `i < n`, spread over the workers when the total work (`n × work_each`)
+    /// is worth it.
+    pub(crate) fn for_each(&self, n: usize, work_each: usize, f: impl Fn(usize) + Sync + Send) {
+        match &self.pool {
+            Some(p) if n > 1 && n.saturating_mul(work_each) >= MIN_PARALLEL_WORK => {
+                let min_len = (MIN_PARALLEL_WORK / work_each.max(1)).clamp(1, n.div_ceil(self.threads));
+                p.install(|| (0..n).into_par_iter().with_min_len(min_len).for_each(f));
+            }
+            _ => (0..n).for_each(f),
+        }
+    }
+}
+
+/// 64-byte aligned storage.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; ALIGN]);
+
+/// A compiled graph ready to run.
+pub(crate) struct Compiled {
+    pub graph: Graph,
+    pub lowered: Lowered,
+    pub kernels: Vec<ElementwiseFn>,
+    pub workers: Workers,
+    arenas: Mutex<Vec<Vec<Line>>>,
+    _code: Code,
+}
+
+impl Compiled {
+    pub(crate) fn new(
+        graph: Graph,
+        lowered: Lowered,
+        kernels: Vec<ElementwiseFn>,
+        code: Code,
+        workers: Workers,
+    ) -> Self {
+        Compiled { graph, lowered, kernels, workers, arenas: Mutex::new(Vec::new()), _code: code }
+    }
+
+    /// Runs the plan and returns the graph outputs.
+    pub(crate) fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
+        let mut outs = Vec::with_capacity(self.lowered.outputs.len());
+        self.run_with(inputs, |frame| {
+            for &v in &self.lowered.outputs {
+                outs.push(frame.tensor(v)?);
+            }
+            Ok(())
+        })?;
+        Ok(outs)
+    }
+
+    /// Runs the plan, writing outputs into caller-owned tensors of the right dtype and shape.
+    pub(crate) fn run_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<(), ExecError> {
+        let want = self.lowered.outputs.len();
+        if outputs.len() != want {
+            return Err(ExecError::InputCount {
+                graph: format!("{} (outputs)", self.graph.name),
+                expected: want,
+                got: outputs.len(),
+            });
+        }
+        self.run_with(inputs, |frame| {
+            for (o, (&v, dst)) in self.lowered.outputs.iter().zip(outputs.iter_mut()).enumerate() {
+                let src = frame.tensor(v)?;
+                if src.dtype() != dst.dtype() || src.shape() != dst.shape() {
+                    return Err(ExecError::InputMismatch {
+                        input: format!("output {o} ('{}')", self.graph.value_name(self.graph.outputs()[o])),
+                        expected: format!("{}{:?}", src.dtype(), src.shape()),
+                        got: format!("{}{:?}", dst.dtype(), dst.shape()),
+                        message: "the output buffer must match the output's dtype and shape".into(),
+                    });
+                }
+                copy_into(dst, &src);
+            }
+            Ok(())
+        })
+    }
+
+    fn run_with(
+        &self,
+        inputs: &[Tensor],
+        finish: impl FnOnce(&Frame) -> Result<(), ExecError>,
+    ) -> Result<(), ExecError> {
+        check_inputs(&self.graph, inputs, Check::Full)?;
+        let inputs: Vec<Tensor> = inputs.iter().map(super::lower::contiguous).collect();
+        let lines = self.lowered.arena_bytes / ALIGN;
+        let mut arena = self.arenas.lock().map_or(None, |mut a| a.pop()).unwrap_or_default();
+        if arena.len() < lines {
+            arena = vec![Line([0; ALIGN]); lines];
+        }
+        let mut frame = Frame {
+            lowered: &self.lowered,
+            arena: arena.as_mut_ptr() as *mut u8,
+            inputs: &inputs,
+            boxed: vec![None; self.lowered.boxed_slots],
+        };
+        let result = self.lowered.steps.iter().try_for_each(|s| self.step(&mut frame, s)).and_then(|()| finish(&frame));
+        drop(frame);
+        if let Ok(mut pool) = self.arenas.lock() {
+            pool.push(arena);
+        }
+        result
+    }
+
+    fn step(&self, f: &mut Frame, s: &Step) -> Result<(), ExecError> {
+        let w = &self.workers;
+        // SAFETY (all arms): see the module note; pointers come from `Frame::ptr` for values of
+        // the shapes each step was lowered for.
+        unsafe {
+            match &s.kind {
+                StepKind::Elementwise(e) => self.elementwise(f, e),
+                StepKind::Conv(c, epi) => {
+                    let scratch = c.scratch.map_or(Ptr(std::ptr::null_mut()), |v| f.ptr(v));
+                    c.run(w, f.ptr(c.x), f.ptr(c.w), f.ptr(c.y), scratch);
+                    if let Some(e) = epi {
+                        self.elementwise(f, e);
+                    }
+                }
+                StepKind::MatMul(m, epi) => {
+                    m.run(w, f.ptr(m.a.vid), f.ptr(m.b.vid), f.ptr(m.c));
+                    if let Some(e) = epi {
+                        self.elementwise(f, e);
+                    }
+                }
+                StepKind::Pool(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
+                StepKind::GlobalPool(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
+                StepKind::Softmax(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
+                StepKind::Lrn(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
+                StepKind::Concat(c) => {
+                    let ins: Vec<Ptr> = c.inputs.iter().map(|&(v, _)| f.ptr(v)).collect();
+                    c.run(&ins, f.ptr(c.y));
+                }
+                StepKind::Interp { op, inputs, outputs } => {
+                    let ins: Vec<Option<Tensor>> =
+                        inputs.iter().map(|v| v.map(|v| f.tensor(v)).transpose()).collect::<Result<_, _>>()?;
+                    let outs = dispatch(op, &ins, outputs.len()).map_err(|e| ExecError::Kernel {
+                        node: s.nodes[0].clone(),
+                        op: op.onnx_name().into(),
+                        message: e.0,
+                    })?;
+                    for (&v, t) in outputs.iter().zip(outs) {
+                        f.set_boxed(v, s, t)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// The kernel was generated for exactly these operands' shapes and strides.
+    unsafe fn elementwise(&self, f: &Frame, e: &Elementwise) {
+        let ptrs: Vec<Ptr> = e.operands.iter().map(|&v| f.ptr(v)).collect();
+        let kernel = self.kernels[e.kernel];
+        let call = |lo: usize, hi: usize| {
+            // SAFETY: the kernel reads and writes only inside `lo..hi` of the outer extent.
+            unsafe { kernel(ptrs.as_ptr() as *const *mut f32, lo, hi) }
+        };
+        let chunk = (MIN_PARALLEL_WORK / e.inner.max(1)).max(1);
+        if self.workers.threads() == 1 || e.outer * e.inner < 2 * MIN_PARALLEL_WORK || e.outer < 2 {
+            call(0, e.outer);
+        } else {
+            let chunks = e.outer.div_ceil(chunk);
+            self.workers.for_each(chunks, MIN_PARALLEL_WORK, |c| call(c * chunk, ((c + 1) * chunk).min(e.outer)));
+        }
+    }
+}
+
+/// The values of one run.
+pub(crate) struct Frame<'a> {
+    lowered: &'a Lowered,
+    arena: *mut u8,
+    inputs: &'a [Tensor],
+    boxed: Vec<Option<Tensor>>,
+}
+
+impl Frame<'_> {
+    /// Where value `v`'s first element is.
+    fn ptr(&self, v: Vid) -> Ptr {
+        let val = &self.lowered.vals[v];
+        let raw = match &val.storage {
+            Storage::Const(t) => data_ptr(t),
+            Storage::Input(i) => data_ptr(&self.inputs[*i]),
+            // SAFETY: buffer offsets lie inside the arena (memory::assign).
+            Storage::Buffer(b) => unsafe { self.arena.add(self.lowered.buffer_offsets[*b]) },
+            Storage::Boxed(s) => self.boxed[*s].as_ref().map_or(std::ptr::null_mut(), data_ptr),
+        };
+        Ptr(raw as *mut f32)
+    }
+
+    /// Value `v` as a tensor of its own shape (arena values are copied out).
+    fn tensor(&self, v: Vid) -> Result<Tensor, ExecError> {
+        let val = &self.lowered.vals[v];
+        let base = match &val.storage {
+            Storage::Const(t) => t.clone(),
+            Storage::Input(i) => self.inputs[*i].clone(),
+            Storage::Boxed(s) => self.boxed[*s].clone().ok_or_else(|| missing(v))?,
+            Storage::Buffer(_) => {
+                let shape = val.shape.as_ref().ok_or_else(|| missing(v))?;
+                let n: usize = shape.iter().product();
+                // SAFETY: the buffer holds `n` f32 written by an earlier step.
+                let data = unsafe { std::slice::from_raw_parts(self.ptr(v).0, n) }.to_vec();
+                return Tensor::from_vec(shape, data).map_err(|e| missing_msg(e.to_string()));
+            }
+        };
+        match &val.shape {
+            Some(shape) if shape.as_slice() != base.shape() => {
+                base.reshape(shape).map_err(|e| missing_msg(e.to_string()))
+            }
+            _ => Ok(base),
+        }
+    }
+
+    fn set_boxed(&mut self, v: Vid, s: &Step, t: Tensor) -> Result<(), ExecError> {
+        let val = &self.lowered.vals[v];
+        let Storage::Boxed(slot) = val.storage else { unreachable!("interpreter outputs are boxed") };
+        let shape_ok = val.shape.as_ref().is_none_or(|sh| sh.as_slice() == t.shape());
+        if t.dtype() != val.dtype || !shape_ok {
+            return Err(ExecError::Kernel {
+                node: s.nodes[0].clone(),
+                op: s.ops[0].clone(),
+                message: format!(
+                    "produced {}{:?} but the plan expects {} {:?}",
+                    t.dtype(),
+                    t.shape(),
+                    val.dtype,
+                    val.shape
+                ),
+            });
+        }
+        self.boxed[slot] = Some(super::lower::contiguous(&t));
+        Ok(())
+    }
+}
+
+fn missing(v: Vid) -> ExecError {
+    missing_msg(format!("value #{v} was read before it was computed"))
+}
+
+fn missing_msg(message: String) -> ExecError {
+    ExecError::Kernel { node: String::new(), op: "jit".into(), message }
+}
+
+/// A contiguous tensor's first element.
+fn data_ptr(t: &Tensor) -> *mut u8 {
+    kiln_ir::with_array!(t, a => a.as_ptr() as *mut u8)
+}
+
+/// Copies `src` into `dst`'s own storage when both are f32 (no allocation), else replaces it.
+fn copy_into(dst: &mut Tensor, src: &Tensor) {
+    if let (Tensor::F32(d), Tensor::F32(s)) = (&mut *dst, src) {
+        if let (Some(d), Some(s)) = (d.as_slice_mut(), s.as_slice()) {
+            d.copy_from_slice(s);
+            return;
+        }
+    }
+    *dst = src.clone();
+}

@@ -1,0 +1,198 @@
+//! Native kernels written in Rust for ops that are not elementwise or products: 2-D max/average
+//! pooling, global pooling, Softmax/LogSoftmax over rows, LRN across channels and Concat. Each
+//! is specialized by the geometry fixed at lowering and parallel over independent planes/rows.
+
+use super::exec::{Ptr, Workers};
+use super::lower::Vid;
+
+/// Max or average pooling of NCHW planes.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolStep {
+    pub x: Vid,
+    pub y: Vid,
+    pub max: bool,
+    pub count_include_pad: bool,
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub pad_begin: [usize; 2],
+    pub pad_end: [usize; 2],
+}
+
+impl PoolStep {
+    /// # Safety
+    /// `x` and `y` point at `planes` planes of the lowered extents and do not overlap.
+    pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, y: Ptr) {
+        let (pin, pout) = (self.h * self.w, self.oh * self.ow);
+        workers.for_each(self.planes, pout * self.kernel[0] * self.kernel[1], |p| {
+            // SAFETY: plane `p` is in bounds of both buffers.
+            let (src, dst) = unsafe {
+                (std::slice::from_raw_parts(x.add(p * pin), pin), std::slice::from_raw_parts_mut(y.add(p * pout), pout))
+            };
+            for oy in 0..self.oh {
+                let (y0, y1, py) =
+                    window(oy, self.stride[0], self.pad_begin[0], self.pad_end[0], self.kernel[0], self.h);
+                for ox in 0..self.ow {
+                    let (x0, x1, px) =
+                        window(ox, self.stride[1], self.pad_begin[1], self.pad_end[1], self.kernel[1], self.w);
+                    let rows = (y0..y1).map(|iy| &src[iy * self.w + x0..iy * self.w + x1]);
+                    dst[oy * self.ow + ox] = if self.max {
+                        rows.flatten().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+                    } else {
+                        let sum: f32 = rows.flatten().sum();
+                        let count = if self.count_include_pad { py * px } else { (y1 - y0) * (x1 - x0) };
+                        sum / count.max(1) as f32
+                    };
+                }
+            }
+        });
+    }
+}
+
+/// The input rows `lo..hi` a window at output `o` reads, and how many positions of the padded
+/// input it covers (for `count_include_pad`).
+fn window(o: usize, stride: usize, pad_begin: usize, pad_end: usize, k: usize, n: usize) -> (usize, usize, usize) {
+    let start = (o * stride) as isize - pad_begin as isize;
+    let end = start + k as isize;
+    let padded_end = end.min((n + pad_end) as isize);
+    let lo = start.max(0) as usize;
+    let hi = (end.min(n as isize).max(0) as usize).max(lo);
+    (lo, hi, (padded_end - start).max(0) as usize)
+}
+
+/// GlobalAveragePool / GlobalMaxPool: one value per plane.
+#[derive(Clone, Debug)]
+pub(crate) struct GlobalPoolStep {
+    pub x: Vid,
+    pub y: Vid,
+    pub max: bool,
+    pub planes: usize,
+    pub plane: usize,
+}
+
+impl GlobalPoolStep {
+    /// # Safety
+    /// `x` holds `planes × plane` values, `y` holds `planes`.
+    pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, y: Ptr) {
+        workers.for_each(self.planes, self.plane, |p| {
+            // SAFETY: plane `p` is in bounds; each task writes its own output element.
+            unsafe {
+                let src = std::slice::from_raw_parts(x.add(p * self.plane), self.plane);
+                *y.add(p) = if self.max {
+                    src.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+                } else {
+                    src.iter().sum::<f32>() / self.plane as f32
+                };
+            }
+        });
+    }
+}
+
+/// Softmax or LogSoftmax over contiguous rows (computed in f64, as the interpreter does).
+#[derive(Clone, Debug)]
+pub(crate) struct SoftmaxStep {
+    pub x: Vid,
+    pub y: Vid,
+    pub log: bool,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl SoftmaxStep {
+    /// # Safety
+    /// `x` and `y` hold `rows × cols` values (they may be the same buffer).
+    pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, y: Ptr) {
+        workers.for_each(self.rows, self.cols * 8, |r| {
+            // SAFETY: row `r` is in bounds; reads finish before writes within a row.
+            unsafe {
+                let src = x.add(r * self.cols);
+                let dst = y.add(r * self.cols);
+                let max = (0..self.cols).map(|i| *src.add(i) as f64).fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = (0..self.cols).map(|i| (*src.add(i) as f64 - max).exp()).sum();
+                for i in 0..self.cols {
+                    let v = *src.add(i) as f64 - max;
+                    *dst.add(i) = if self.log { v - sum.ln() } else { v.exp() / sum } as f32;
+                }
+            }
+        });
+    }
+}
+
+/// Local response normalization across channels of NCHW.
+#[derive(Clone, Debug)]
+pub(crate) struct LrnStep {
+    pub x: Vid,
+    pub y: Vid,
+    pub batch: usize,
+    pub channels: usize,
+    pub plane: usize,
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub bias: f32,
+}
+
+impl LrnStep {
+    /// # Safety
+    /// `x` and `y` hold `batch × channels × plane` values and do not overlap.
+    pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, y: Ptr) {
+        let (below, above) = ((self.size - 1) / 2, self.size / 2);
+        let scale = self.alpha / self.size as f32;
+        workers.for_each(self.batch * self.channels, self.plane * self.size, |bc| {
+            let (b, c) = (bc / self.channels, bc % self.channels);
+            let (lo, hi) = (c.saturating_sub(below), (c + above).min(self.channels - 1));
+            let base = b * self.channels * self.plane;
+            // SAFETY: every index is inside image `b`; each task writes its own channel.
+            unsafe {
+                for p in 0..self.plane {
+                    let sq: f32 = (lo..=hi).map(|k| (*x.add(base + k * self.plane + p)).powi(2)).sum();
+                    let at = base + c * self.plane + p;
+                    *y.add(at) = *x.add(at) / (self.bias + scale * sq).powf(self.beta);
+                }
+            }
+        });
+    }
+}
+
+/// Concat: per outer index, each input contributes a contiguous block.
+#[derive(Clone, Debug)]
+pub(crate) struct ConcatStep {
+    pub inputs: Vec<(Vid, usize)>,
+    pub y: Vid,
+    pub outer: usize,
+}
+
+impl ConcatStep {
+    /// # Safety
+    /// Input `i` holds `outer × inputs[i].1` values, `y` holds `outer × Σ inputs[i].1`; `y`
+    /// overlaps no input.
+    pub(crate) unsafe fn run(&self, ins: &[Ptr], y: Ptr) {
+        let row: usize = self.inputs.iter().map(|&(_, n)| n).sum();
+        for o in 0..self.outer {
+            let mut at = o * row;
+            for (&(_, n), p) in self.inputs.iter().zip(ins) {
+                // SAFETY: block `o` of input and output are in bounds and disjoint.
+                unsafe { std::ptr::copy_nonoverlapping(p.add(o * n), y.add(at), n) };
+                at += n;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn pooling_windows_clip_to_input_and_padding() {
+        // 3-wide window, stride 2, pads 1/1 on 5 inputs: outputs 0..3
+        assert_eq!(window(0, 2, 1, 1, 3, 5), (0, 2, 3));
+        assert_eq!(window(2, 2, 1, 1, 3, 5), (3, 5, 3));
+        // ceil-mode window past the padded end counts only the padded extent
+        assert_eq!(window(3, 2, 0, 0, 3, 6), (6, 6, 0));
+    }
+}

@@ -1,0 +1,285 @@
+//! The matmul/convolution core. Products go to the `gemm` crate's packed AVX-512/AVX2/FMA
+//! micro-kernels (chosen over `matrixmultiply` and a Cranelift-emitted kernel by the GEMM sweep
+//! in `benches/`: Cranelift lowers only 128-bit vectors on x86-64); this module does what is
+//! specific to each op: strided operand views for MatMul/Gemm (transposes cost nothing), im2col
+//! for general convolutions, a direct path for 1×1 stride-1 convolutions (the input already is
+//! the right-hand matrix), and a direct depthwise kernel. Epilogues (bias, activation, residual)
+//! run afterwards as generated elementwise kernels on the output.
+
+use super::exec::{Ptr, Workers};
+use super::lower::Vid;
+
+/// A matrix operand: its value and element strides (row, column, batch).
+#[derive(Clone, Debug)]
+pub(crate) struct Mat {
+    pub vid: Vid,
+    pub rs: isize,
+    pub cs: isize,
+    pub bs: isize,
+}
+
+/// `C[b] = alpha · A[b] · B[b]` for `b < batch`; C is contiguous `[batch, m, n]`.
+#[derive(Clone, Debug)]
+pub(crate) struct MatMulStep {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: Mat,
+    pub b: Mat,
+    pub alpha: f32,
+    pub c: Vid,
+}
+
+/// How a 2-D convolution is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConvAlgo {
+    /// 1×1, stride 1, no padding: `Y_g = W_g · X_g` directly.
+    Pointwise,
+    /// Unfold the input into a `[Cin/g·kh·kw, oh·ow]` scratch matrix, then one GEMM per group.
+    Im2col,
+    /// One input channel per output channel: a direct sliding-window kernel.
+    Depthwise,
+}
+
+/// A 2-D convolution with concrete geometry (NCHW, weights `[Cout, Cin/g, kh, kw]`).
+#[derive(Clone, Debug)]
+pub(crate) struct ConvStep {
+    pub algo: ConvAlgo,
+    pub x: Vid,
+    pub w: Vid,
+    pub y: Vid,
+    /// im2col scratch (`Im2col` only).
+    pub scratch: Option<Vid>,
+    pub batch: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w_in: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+/// Below this many multiply-adds a product runs on one thread.
+const PARALLEL_MACS: usize = 1 << 18;
+
+/// `dst[m×n] (+)= alpha · lhs[m×k] · rhs[k×n]`, all strided.
+///
+/// # Safety
+/// Every pointer must be valid for the elements its strides and extents reach; `dst` must not
+/// overlap `lhs` or `rhs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm(
+    workers: &Workers,
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    (d_rs, d_cs): (isize, isize),
+    lhs: *const f32,
+    (l_rs, l_cs): (isize, isize),
+    rhs: *const f32,
+    (r_rs, r_cs): (isize, isize),
+    alpha: f32,
+) {
+    let threads = workers.threads();
+    let par = if threads > 1 && m * n * k >= PARALLEL_MACS {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    let (dst, lhs, rhs) = (Ptr(dst), Ptr(lhs as *mut f32), Ptr(rhs as *mut f32));
+    workers.install(move || {
+        let (dst, lhs, rhs) = (dst, lhs, rhs);
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            gemm::gemm(
+                m, n, k, dst.0, d_cs, d_rs, false, lhs.0, l_cs, l_rs, rhs.0, r_cs, r_rs, 0.0, alpha, false, false,
+                false, par,
+            )
+        }
+    });
+}
+
+impl MatMulStep {
+    /// # Safety
+    /// `a`, `b`, `c` point at buffers of the shapes this step was lowered for.
+    pub(crate) unsafe fn run(&self, workers: &Workers, a: Ptr, b: Ptr, c: Ptr) {
+        for i in 0..self.batch {
+            // SAFETY: offsets stay inside the batched operands by construction.
+            unsafe {
+                sgemm(
+                    workers,
+                    (self.m, self.n, self.k),
+                    c.add(i * self.m * self.n),
+                    (self.n as isize, 1),
+                    a.0.offset(i as isize * self.a.bs),
+                    (self.a.rs, self.a.cs),
+                    b.0.offset(i as isize * self.b.bs),
+                    (self.b.rs, self.b.cs),
+                    self.alpha,
+                )
+            }
+        }
+    }
+}
+
+impl ConvStep {
+    /// # Safety
+    /// `x`, `w`, `y` (and `scratch` for im2col) point at buffers of the lowered shapes; `y`
+    /// overlaps none of the others.
+    pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, w: Ptr, y: Ptr, scratch: Ptr) {
+        let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
+        let (plane_in, plane_out) = (self.h * self.w_in, self.oh * self.ow);
+        let k = cin_g * self.kh * self.kw;
+        for img in 0..self.batch {
+            // SAFETY (whole block): image and group offsets stay within the NCHW buffers.
+            unsafe {
+                let x_img = Ptr(x.add(img * self.cin * plane_in));
+                let y_img = Ptr(y.add(img * self.cout * plane_out));
+                if self.algo == ConvAlgo::Depthwise {
+                    self.depthwise(workers, x_img, w, y_img);
+                    continue;
+                }
+                for g in 0..self.groups {
+                    let x_g = x_img.add(g * cin_g * plane_in);
+                    let rhs = match self.algo {
+                        ConvAlgo::Pointwise => x_g as *const f32,
+                        _ => {
+                            self.im2col(workers, Ptr(x_g), scratch);
+                            scratch.0 as *const f32
+                        }
+                    };
+                    sgemm(
+                        workers,
+                        (cout_g, plane_out, k),
+                        y_img.add(g * cout_g * plane_out),
+                        (plane_out as isize, 1),
+                        w.add(g * cout_g * k),
+                        (k as isize, 1),
+                        rhs,
+                        (plane_out as isize, 1),
+                        1.0,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Unfolds one group of one image into `col[(c·kh + i)·kw + j][oy·ow + ox]`, zeros where the
+    /// window reads padding.
+    unsafe fn im2col(&self, workers: &Workers, x: Ptr, col: Ptr) {
+        let rows = (self.cin / self.groups) * self.kh * self.kw;
+        let plane_out = self.oh * self.ow;
+        workers.for_each(rows, plane_out, |r| {
+            let (c, ki, kj) = (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw);
+            // SAFETY: row `r` of the scratch and channel `c` of the input are in bounds.
+            let (src, dst) = unsafe {
+                (
+                    std::slice::from_raw_parts(x.add(c * self.h * self.w_in), self.h * self.w_in),
+                    std::slice::from_raw_parts_mut(col.add(r * plane_out), plane_out),
+                )
+            };
+            let (ox0, ox1) = valid_range(self.ow, self.w_in, self.stride[1], self.pad[1], kj * self.dilation[1]);
+            for oy in 0..self.oh {
+                let row = &mut dst[oy * self.ow..(oy + 1) * self.ow];
+                let iy = (oy * self.stride[0] + ki * self.dilation[0]) as isize - self.pad[0] as isize;
+                if iy < 0 || iy >= self.h as isize || ox0 >= ox1 {
+                    row.fill(0.0);
+                    continue;
+                }
+                let line = &src[iy as usize * self.w_in..(iy as usize + 1) * self.w_in];
+                row[..ox0].fill(0.0);
+                row[ox1..].fill(0.0);
+                let ix0 = ox0 * self.stride[1] + kj * self.dilation[1] - self.pad[1];
+                if self.stride[1] == 1 {
+                    row[ox0..ox1].copy_from_slice(&line[ix0..ix0 + (ox1 - ox0)]);
+                } else {
+                    for (o, v) in row[ox0..ox1].iter_mut().enumerate() {
+                        *v = line[ix0 + o * self.stride[1]];
+                    }
+                }
+            }
+        });
+    }
+
+    /// One filter per channel, summed directly over the window.
+    unsafe fn depthwise(&self, workers: &Workers, x: Ptr, w: Ptr, y: Ptr) {
+        let (plane_in, plane_out, taps) = (self.h * self.w_in, self.oh * self.ow, self.kh * self.kw);
+        workers.for_each(self.cout, plane_out * taps, |c| {
+            // SAFETY: channel `c` of input, weights and output are in bounds.
+            let (src, filt, dst) = unsafe {
+                (
+                    std::slice::from_raw_parts(x.add(c * plane_in), plane_in),
+                    std::slice::from_raw_parts(w.add(c * taps), taps),
+                    std::slice::from_raw_parts_mut(y.add(c * plane_out), plane_out),
+                )
+            };
+            dst.fill(0.0);
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let wv = filt[ki * self.kw + kj];
+                    let (ox0, ox1) =
+                        valid_range(self.ow, self.w_in, self.stride[1], self.pad[1], kj * self.dilation[1]);
+                    if ox0 >= ox1 {
+                        continue;
+                    }
+                    for oy in 0..self.oh {
+                        let iy = (oy * self.stride[0] + ki * self.dilation[0]) as isize - self.pad[0] as isize;
+                        if iy < 0 || iy >= self.h as isize {
+                            continue;
+                        }
+                        let line = &src[iy as usize * self.w_in..(iy as usize + 1) * self.w_in];
+                        let out = &mut dst[oy * self.ow + ox0..oy * self.ow + ox1];
+                        let ix0 = ox0 * self.stride[1] + kj * self.dilation[1] - self.pad[1];
+                        if self.stride[1] == 1 {
+                            for (o, &v) in out.iter_mut().zip(&line[ix0..ix0 + (ox1 - ox0)]) {
+                                *o += wv * v;
+                            }
+                        } else {
+                            for (i, o) in out.iter_mut().enumerate() {
+                                *o += wv * line[ix0 + i * self.stride[1]];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The output positions `ox0..ox1` whose input column `ox·stride + offset - pad` is inside
+/// `0..width`.
+fn valid_range(out: usize, width: usize, stride: usize, pad: usize, offset: usize) -> (usize, usize) {
+    // first ox with ox·stride + offset ≥ pad
+    let lo = if offset >= pad { 0 } else { (pad - offset).div_ceil(stride) };
+    // last ox with ox·stride + offset - pad ≤ width - 1
+    let hi = if width + pad <= offset { 0 } else { ((width + pad - offset - 1) / stride + 1).min(out) };
+    (lo.min(out), hi.max(lo.min(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_range;
+
+    #[test]
+    fn valid_range_matches_a_scan() {
+        for (out, width, stride, pad, offset) in
+            [(5, 5, 1, 1, 0), (5, 5, 1, 1, 2), (3, 7, 2, 1, 0), (4, 3, 1, 3, 0), (2, 9, 3, 0, 4)]
+        {
+            let scan: Vec<usize> = (0..out)
+                .filter(|&o| {
+                    let i = (o * stride + offset) as isize - pad as isize;
+                    i >= 0 && i < width as isize
+                })
+                .collect();
+            let (lo, hi) = valid_range(out, width, stride, pad, offset);
+            let expect = scan.first().map_or((lo, lo), |&f| (f, scan.last().unwrap() + 1));
+            assert_eq!((lo, hi), expect, "{out} {width} {stride} {pad} {offset}");
+        }
+    }
+}

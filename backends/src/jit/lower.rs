@@ -1,0 +1,828 @@
+//! Lowering a graph with concrete shapes into a plan of steps. Each node becomes one of:
+//! a value with no step (input, constant, or a Reshape-like alias of its input's bytes); a
+//! member of a fused group (an optional Conv/MatMul/Gemm anchor plus a chain of elementwise ops
+//! that read the group's running value in place, compiled into one Cranelift kernel); a native
+//! host kernel (pooling, Softmax, LRN, Concat); or a call into the interpreter's kernel for
+//! everything else (control flow, integer ops, data-dependent shapes). Buffers get arena offsets
+//! from their lifetimes (`memory`).
+
+use super::codegen::Codegen;
+use super::host::{ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
+use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep};
+use super::memory::{self, Lifetime};
+use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
+use crate::ExecError;
+use kiln_ir::op::PoolKind;
+use kiln_ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
+use std::collections::HashMap;
+
+/// Index of a value in the plan.
+pub(crate) type Vid = usize;
+
+/// Where a value's elements are at run time.
+#[derive(Clone, Debug)]
+pub(crate) enum Storage {
+    /// A constant, used in place (contiguous).
+    Const(Tensor),
+    /// Graph input `i`, as the caller passed it.
+    Input(usize),
+    /// Arena buffer `b` (f32, contiguous).
+    Buffer(usize),
+    /// Slot `s` of the per-run table of tensors an interpreter kernel produced.
+    Boxed(usize),
+}
+
+/// A value: its storage, dtype and (when known at compile time) shape.
+#[derive(Clone, Debug)]
+pub(crate) struct Val {
+    pub storage: Storage,
+    pub dtype: DType,
+    pub shape: Option<Vec<usize>>,
+}
+
+/// A generated elementwise kernel applied over `outer` slices of the loop nest.
+#[derive(Clone, Debug)]
+pub(crate) struct Elementwise {
+    pub kernel: usize,
+    /// Inputs, then the output.
+    pub operands: Vec<Vid>,
+    pub outer: usize,
+    pub inner: usize,
+}
+
+/// What a step does.
+#[derive(Clone, Debug)]
+pub(crate) enum StepKind {
+    Elementwise(Elementwise),
+    Conv(ConvStep, Option<Elementwise>),
+    MatMul(MatMulStep, Option<Elementwise>),
+    Pool(PoolStep),
+    GlobalPool(GlobalPoolStep),
+    Softmax(SoftmaxStep),
+    Lrn(LrnStep),
+    Concat(ConcatStep),
+    /// An interpreter kernel: the op, its inputs (absent optional ones as `None`), its outputs.
+    Interp {
+        op: Op,
+        inputs: Vec<Option<Vid>>,
+        outputs: Vec<Vid>,
+    },
+}
+
+/// How a step runs, for `kiln inspect --plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// A Cranelift-generated kernel.
+    Cranelift,
+    /// The GEMM core (plus a generated epilogue when fused).
+    Gemm,
+    /// A native Rust kernel.
+    Host,
+    /// The interpreter's kernel, called from the plan.
+    Interpreter,
+}
+
+/// One step of the plan.
+#[derive(Clone, Debug)]
+pub(crate) struct Step {
+    /// The nodes it computes (names) and their ops, in order.
+    pub nodes: Vec<String>,
+    pub ops: Vec<String>,
+    pub engine: Engine,
+    pub kind: StepKind,
+    pub reads: Vec<Vid>,
+    pub writes: Vec<Vid>,
+}
+
+/// A lowered graph: values, steps, where graph outputs are, the arena layout and the code.
+pub(crate) struct Lowered {
+    pub vals: Vec<Val>,
+    pub steps: Vec<Step>,
+    pub outputs: Vec<Vid>,
+    pub buffer_offsets: Vec<usize>,
+    pub arena_bytes: usize,
+    pub boxed_slots: usize,
+    pub kernel_ids: Vec<cranelift_module::FuncId>,
+}
+
+/// How a node is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Input,
+    Const,
+    /// Same bytes as input 0, new shape.
+    Alias,
+    /// Member of fused group `g`.
+    Group(usize),
+    Host,
+    Interp,
+}
+
+/// Nodes computed together: an optional anchor, then elementwise members in topological order.
+#[derive(Debug)]
+struct Group {
+    anchor: Option<NodeId>,
+    members: Vec<NodeId>,
+}
+
+/// Lowers `g`; returns the plan and the code generator holding its kernels (to be finished).
+pub(crate) fn lower(g: &Graph) -> Result<(Lowered, Codegen), ExecError> {
+    let order = g.topo_order()?;
+    let codegen = Codegen::new().map_err(internal)?;
+    let mut l = Lowerer {
+        g,
+        vals: Vec::new(),
+        vid: HashMap::new(),
+        steps: Vec::new(),
+        codegen,
+        kernel_ids: Vec::new(),
+        kernel_index: HashMap::new(),
+        buffers: 0,
+        boxed: 0,
+    };
+    let (roles, groups) = l.assign_roles(&order);
+    for &id in &order {
+        l.emit(id, &roles, &groups)?;
+    }
+    let outputs: Vec<Vid> = g.outputs().iter().map(|v| l.vid[v]).collect();
+    let lifetimes = l.lifetimes(&outputs);
+    let (buffer_offsets, arena_bytes) = memory::assign(&lifetimes);
+    let lowered = Lowered {
+        vals: l.vals,
+        steps: l.steps,
+        outputs,
+        buffer_offsets,
+        arena_bytes,
+        boxed_slots: l.boxed,
+        kernel_ids: l.kernel_ids,
+    };
+    Ok((lowered, l.codegen))
+}
+
+fn internal(message: String) -> ExecError {
+    ExecError::Kernel { node: String::new(), op: "jit".into(), message }
+}
+
+struct Lowerer<'g> {
+    g: &'g Graph,
+    vals: Vec<Val>,
+    vid: HashMap<ValueRef, Vid>,
+    steps: Vec<Step>,
+    codegen: Codegen,
+    kernel_ids: Vec<cranelift_module::FuncId>,
+    kernel_index: HashMap<cranelift_module::FuncId, usize>,
+    buffers: usize,
+    boxed: usize,
+}
+
+/// The concrete f32 shape of a value, if it has one.
+fn f32_shape(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {
+    let ty = g.value_type(v);
+    (ty.dtype == DType::F32).then(|| ty.concrete_shape()).flatten()
+}
+
+impl Lowerer<'_> {
+    // ---- roles -------------------------------------------------------------------------
+
+    fn assign_roles(&self, order: &[NodeId]) -> (HashMap<NodeId, Role>, Vec<Group>) {
+        let g = self.g;
+        let mut roles = HashMap::new();
+        let mut groups: Vec<Group> = Vec::new();
+        let outputs: Vec<ValueRef> = g.outputs().to_vec();
+        for &id in order {
+            let node = g.node(id);
+            let role = match &node.op {
+                Op::Input => Role::Input,
+                Op::Constant(_) => Role::Const,
+                _ if !self.all_static(id) => Role::Interp,
+                op if is_alias(op, node.outputs.len()) => Role::Alias,
+                _ if self.is_anchor(id) => {
+                    groups.push(Group { anchor: Some(id), members: vec![] });
+                    Role::Group(groups.len() - 1)
+                }
+                _ if self.elementwise_program(id).is_some() => {
+                    // Join the group whose running value this node reads in place.
+                    let joined = g.node_inputs(id).into_iter().flatten().find_map(|v| {
+                        let Some(Role::Group(gid)) = roles.get(&v.node).copied() else { return None };
+                        let grp: &Group = &groups[gid];
+                        let head = grp.members.last().copied().or(grp.anchor)?;
+                        let single_reader = g.consumers(v).iter().all(|&(c, _)| c == id);
+                        let same_space =
+                            f32_shape(g, v) == f32_shape(g, ValueRef::first(id)) && reads_in_place(&node.op);
+                        (v.node == head && v.output == 0 && single_reader && same_space && !outputs.contains(&v))
+                            .then_some(gid)
+                    });
+                    let gid = joined.unwrap_or_else(|| {
+                        groups.push(Group { anchor: None, members: vec![] });
+                        groups.len() - 1
+                    });
+                    groups[gid].members.push(id);
+                    Role::Group(gid)
+                }
+                op if self.host_kernel(id, op) => Role::Host,
+                _ => Role::Interp,
+            };
+            roles.insert(id, role);
+        }
+        (roles, groups)
+    }
+
+    /// Every input and output is f32 with a concrete shape, or a constant (shape inputs).
+    fn all_static(&self, id: NodeId) -> bool {
+        let g = self.g;
+        let node = g.node(id);
+        let outs_ok = (0..node.outputs.len()).all(|o| f32_shape(g, ValueRef { node: id, output: o }).is_some());
+        let ins_ok =
+            g.node_inputs(id).into_iter().flatten().all(|v| f32_shape(g, v).is_some() || g.const_value(v).is_some());
+        outs_ok && ins_ok
+    }
+
+    fn is_anchor(&self, id: NodeId) -> bool {
+        let g = self.g;
+        let ins = g.node_inputs(id);
+        let konst = |i: usize| ins.get(i).copied().flatten().and_then(|v| g.const_value(v)).is_some();
+        let rank = |i: usize| ins.get(i).copied().flatten().and_then(|v| f32_shape(g, v)).map(|s| s.len());
+        match &g.node(id).op {
+            Op::Conv(_) => rank(0) == Some(4) && konst(1) && ins.get(2).copied().flatten().is_none_or(|_| konst(2)),
+            Op::MatMul => rank(0).is_some_and(|r| r >= 1) && rank(1).is_some_and(|r| r >= 1),
+            Op::Gemm(_) => rank(0) == Some(2) && rank(1) == Some(2),
+            _ => false,
+        }
+    }
+
+    fn host_kernel(&self, id: NodeId, op: &Op) -> bool {
+        let g = self.g;
+        let node = g.node(id);
+        let x = g.node_inputs(id).first().copied().flatten().and_then(|v| f32_shape(g, v));
+        match op {
+            Op::Pool(p) => {
+                let dil_one = p.window.dilations.iter().all(|&d| d == 1);
+                let kind_ok = matches!(p.kind, PoolKind::Max | PoolKind::Average { .. });
+                node.outputs.len() == 1 && x.is_some_and(|s| s.len() == 4) && dil_one && kind_ok
+            }
+            Op::GlobalPool(kind) => matches!(kind, PoolKind::Max | PoolKind::Average { .. }),
+            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => x.is_some_and(|s| {
+                let a = if *axis < 0 { *axis + s.len() as i64 } else { *axis };
+                *legacy || a == s.len() as i64 - 1
+            }),
+            Op::Lrn(l) => l.size > 0 && x.is_some_and(|s| s.len() >= 3),
+            Op::Concat { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The node as a program over its inputs (Load(i) = input slot i), if it is elementwise.
+    fn elementwise_program(&self, id: NodeId) -> Option<Program> {
+        let g = self.g;
+        let ins = g.node_inputs(id);
+        let mut p = Program::default();
+        let load = |p: &mut Program, i: usize| p.push(Instr::Load(i));
+        let scalar_const = |i: usize| -> Option<Option<f32>> {
+            match ins.get(i).copied().flatten() {
+                None => Some(None),
+                Some(v) => g.const_value(v).filter(|t| t.len() == 1).map(|t| Some(t.to_vec::<f32>()[0])),
+            }
+        };
+        match &g.node(id).op {
+            Op::Unary(u) => {
+                let x = load(&mut p, 0);
+                p.unary(*u, x)?;
+            }
+            Op::Binary(b) => {
+                let a = load(&mut p, 0);
+                let c = load(&mut p, 1);
+                p.binary(*b, a, c)?;
+            }
+            Op::Variadic(v) if !ins.is_empty() => {
+                let regs: Vec<Reg> = (0..ins.len()).map(|i| load(&mut p, i)).collect();
+                p.variadic(*v, &regs);
+            }
+            Op::Clip => {
+                let (lo, hi) = (scalar_const(1)?, scalar_const(2)?);
+                let mut x = load(&mut p, 0);
+                if let Some(lo) = lo {
+                    let c = p.push(Instr::Const(lo));
+                    x = p.push(Instr::Max(x, c));
+                }
+                if let Some(hi) = hi {
+                    let c = p.push(Instr::Const(hi));
+                    p.push(Instr::Min(x, c));
+                }
+                if p.instrs.len() == 1 {
+                    return None;
+                }
+            }
+            Op::BatchNorm { .. } if g.node(id).outputs.len() == 1 && (1..5).all(|i| scalar_or_const(g, &ins, i)) => {
+                // y = x·s + t with s, t folded at lowering (operands 1 and 2 of the group).
+                let x = load(&mut p, 0);
+                let s = load(&mut p, 1);
+                let t = load(&mut p, 2);
+                p.push(Instr::MulAdd(x, s, t));
+            }
+            Op::Transpose { .. } | Op::Expand => {
+                load(&mut p, 0);
+            }
+            _ => return None,
+        }
+        Some(p)
+    }
+
+    // ---- emission ----------------------------------------------------------------------
+
+    fn new_val(&mut self, storage: Storage, dtype: DType, shape: Option<Vec<usize>>) -> Vid {
+        self.vals.push(Val { storage, dtype, shape });
+        self.vals.len() - 1
+    }
+
+    fn new_buffer(&mut self, shape: Vec<usize>) -> Vid {
+        self.buffers += 1;
+        self.new_val(Storage::Buffer(self.buffers - 1), DType::F32, Some(shape))
+    }
+
+    fn input_vid(&self, v: ValueRef) -> Vid {
+        self.vid[&v]
+    }
+
+    fn shape(&self, v: Vid) -> Vec<usize> {
+        self.vals[v].shape.clone().expect("native steps only read values of known shape")
+    }
+
+    fn kernel(&mut self, nest: &LoopNest, prog: &Program) -> Result<usize, ExecError> {
+        let id = self.codegen.elementwise(nest, prog).map_err(internal)?;
+        Ok(*self.kernel_index.entry(id).or_insert_with(|| {
+            self.kernel_ids.push(id);
+            self.kernel_ids.len() - 1
+        }))
+    }
+
+    fn emit(&mut self, id: NodeId, roles: &HashMap<NodeId, Role>, groups: &[Group]) -> Result<(), ExecError> {
+        let g = self.g;
+        let node = g.node(id);
+        match roles[&id] {
+            Role::Input => {
+                let pos = g.inputs().iter().position(|&n| n == id).expect("input nodes are listed");
+                let ty = g.value_type(ValueRef::first(id));
+                let v = self.new_val(Storage::Input(pos), ty.dtype, ty.concrete_shape());
+                self.vid.insert(ValueRef::first(id), v);
+            }
+            Role::Const => {
+                let Op::Constant(t) = &node.op else { unreachable!("constant role") };
+                let v = self.new_val(Storage::Const(contiguous(t)), t.dtype(), Some(t.shape().to_vec()));
+                self.vid.insert(ValueRef::first(id), v);
+            }
+            Role::Alias => {
+                let src = self.input_vid(g.node_inputs(id)[0].expect("alias ops have a data input"));
+                let ty = g.value_type(ValueRef::first(id));
+                let v = self.new_val(self.vals[src].storage.clone(), ty.dtype, ty.concrete_shape());
+                self.vid.insert(ValueRef::first(id), v);
+            }
+            Role::Host => self.emit_host(id)?,
+            Role::Interp => self.emit_interp(id),
+            Role::Group(gid) => {
+                let grp = &groups[gid];
+                let last = grp.members.last().copied().or(grp.anchor).expect("groups are never empty");
+                if last == id {
+                    self.emit_group(grp)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_interp(&mut self, id: NodeId) {
+        let g = self.g;
+        let node = g.node(id);
+        let inputs: Vec<Option<Vid>> = g.node_inputs(id).into_iter().map(|v| v.map(|v| self.vid[&v])).collect();
+        let outputs: Vec<Vid> = (0..node.outputs.len())
+            .map(|o| {
+                let ty = &node.outputs[o].ty;
+                self.boxed += 1;
+                let v = self.new_val(Storage::Boxed(self.boxed - 1), ty.dtype, ty.concrete_shape());
+                self.vid.insert(ValueRef { node: id, output: o }, v);
+                v
+            })
+            .collect();
+        self.steps.push(Step {
+            nodes: vec![node.name.clone()],
+            ops: vec![node.op.onnx_name().to_string()],
+            engine: Engine::Interpreter,
+            reads: inputs.iter().flatten().copied().collect(),
+            writes: outputs.clone(),
+            kind: StepKind::Interp { op: node.op.clone(), inputs, outputs },
+        });
+    }
+
+    fn emit_host(&mut self, id: NodeId) -> Result<(), ExecError> {
+        let g = self.g;
+        let node = g.node(id);
+        let ins: Vec<Vid> = g.node_inputs(id).into_iter().flatten().map(|v| self.vid[&v]).collect();
+        let out_shape = f32_shape(g, ValueRef::first(id)).expect("host kernels have static f32 outputs");
+        let y = self.new_buffer(out_shape.clone());
+        self.vid.insert(ValueRef::first(id), y);
+        let x = ins[0];
+        let xs = self.shape(x);
+        let kind = match &node.op {
+            Op::Pool(p) => {
+                let kernel = p.kernel();
+                let geo = p.window.resolve(&xs[2..], kernel, p.ceil_mode).map_err(|m| self.fail(id, m))?;
+                StepKind::Pool(PoolStep {
+                    x,
+                    y,
+                    max: p.kind == PoolKind::Max,
+                    count_include_pad: matches!(p.kind, PoolKind::Average { count_include_pad: true }),
+                    planes: xs[0] * xs[1],
+                    h: xs[2],
+                    w: xs[3],
+                    oh: out_shape[2],
+                    ow: out_shape[3],
+                    kernel: [kernel[0], kernel[1]],
+                    stride: [geo.strides[0], geo.strides[1]],
+                    pad_begin: [geo.pads_begin[0], geo.pads_begin[1]],
+                    pad_end: [geo.pads_end[0], geo.pads_end[1]],
+                })
+            }
+            Op::GlobalPool(kind) => StepKind::GlobalPool(GlobalPoolStep {
+                x,
+                y,
+                max: *kind == PoolKind::Max,
+                planes: xs[0] * xs.get(1).copied().unwrap_or(1),
+                plane: xs.iter().skip(2).product(),
+            }),
+            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => {
+                let a = if *axis < 0 { (*axis + xs.len() as i64) as usize } else { *axis as usize };
+                let cols: usize = if *legacy { xs[a.min(xs.len())..].iter().product() } else { xs[a] };
+                let total: usize = xs.iter().product();
+                let log = matches!(node.op, Op::LogSoftmax { .. });
+                StepKind::Softmax(SoftmaxStep { x, y, log, rows: if cols == 0 { 0 } else { total / cols }, cols })
+            }
+            Op::Lrn(lrn) => StepKind::Lrn(LrnStep {
+                x,
+                y,
+                batch: xs[0],
+                channels: xs[1],
+                plane: xs[2..].iter().product(),
+                size: lrn.size,
+                alpha: lrn.alpha,
+                beta: lrn.beta,
+                bias: lrn.bias,
+            }),
+            Op::Concat { axis } => {
+                let rank = out_shape.len() as i64;
+                let a = if *axis < 0 { axis + rank } else { *axis } as usize;
+                let inputs = ins.iter().map(|&v| (v, self.shape(v)[a..].iter().product::<usize>())).collect();
+                StepKind::Concat(ConcatStep { inputs, y, outer: out_shape[..a].iter().product() })
+            }
+            _ => unreachable!("host_kernel() admits only these ops"),
+        };
+        self.steps.push(Step {
+            nodes: vec![node.name.clone()],
+            ops: vec![node.op.onnx_name().to_string()],
+            engine: Engine::Host,
+            reads: ins,
+            writes: vec![y],
+            kind,
+        });
+        Ok(())
+    }
+
+    fn fail(&self, id: NodeId, message: String) -> ExecError {
+        let node = self.g.node(id);
+        ExecError::Kernel { node: node.name.clone(), op: node.op.onnx_name().into(), message }
+    }
+
+    /// Emits an anchor (if any) and the group's elementwise members as one kernel.
+    fn emit_group(&mut self, grp: &Group) -> Result<(), ExecError> {
+        let g = self.g;
+        let last = grp.members.last().copied().or(grp.anchor).expect("groups are never empty");
+        let out_shape = f32_shape(g, ValueRef::first(last)).expect("group outputs are static f32");
+        let y = self.new_buffer(out_shape.clone());
+        let mut prog = Program::default();
+        // Operands (vid, shape, strides); the running value's register.
+        let mut operands: Vec<(Vid, Vec<usize>, Vec<isize>)> = Vec::new();
+        let mut running: Option<(ValueRef, Reg)> = None;
+        let mut reads: Vec<Vid> = Vec::new();
+        let mut anchor_kind = None;
+        if let Some(a) = grp.anchor {
+            let (kind, bias) = self.anchor_step(a, y)?;
+            anchor_kind = Some(kind);
+            operands.push((y, out_shape.clone(), contiguous_strides(&out_shape)));
+            let mut r = prog.push(Instr::Load(0));
+            if let Some((bias_vid, bias_shape, scale)) = bias {
+                operands.push((bias_vid, bias_shape.clone(), contiguous_strides(&bias_shape)));
+                let b = prog.push(Instr::Load(operands.len() - 1));
+                r = match scale {
+                    Some(beta) => {
+                        let c = prog.push(Instr::Const(beta));
+                        prog.push(Instr::MulAdd(c, b, r))
+                    }
+                    None => prog.push(Instr::Add(r, b)),
+                };
+            }
+            running = Some((ValueRef::first(a), r));
+            reads.extend(self.steps_reads_of(a));
+        }
+        for &m in &grp.members {
+            let node = g.node(m);
+            let ins = g.node_inputs(m);
+            let mut member = self.elementwise_program(m).expect("members were admitted as elementwise");
+            // Per-node operand remap: slot i → register in the group program.
+            let mut slot_regs: HashMap<usize, Reg> = HashMap::new();
+            if let Op::BatchNorm { epsilon } = node.op {
+                let (s, t) = fold_batch_norm(g, &ins, epsilon, out_shape.len());
+                for (slot, tensor) in [(1, s), (2, t)] {
+                    let shape = tensor.shape().to_vec();
+                    let vid = self.new_val(Storage::Const(tensor), DType::F32, Some(shape.clone()));
+                    operands.push((vid, shape.clone(), contiguous_strides(&shape)));
+                    reads.push(vid);
+                    slot_regs.insert(slot, prog.push(Instr::Load(operands.len() - 1)));
+                }
+            }
+            for (slot, v) in ins.iter().enumerate() {
+                let Some(v) = *v else { continue };
+                if slot_regs.contains_key(&slot) || !member.instrs.contains(&Instr::Load(slot)) {
+                    continue;
+                }
+                if let Some((rv, reg)) = running {
+                    if rv == v {
+                        slot_regs.insert(slot, reg);
+                        continue;
+                    }
+                }
+                let vid = self.vid[&v];
+                let shape = self.shape(vid);
+                let strides = match &node.op {
+                    Op::Transpose { perm } => {
+                        let st = contiguous_strides(&shape);
+                        let perm: Vec<usize> = match perm {
+                            Some(p) => p.iter().map(|&d| d as usize).collect(),
+                            None => (0..shape.len()).rev().collect(),
+                        };
+                        operands.push((
+                            vid,
+                            perm.iter().map(|&d| shape[d]).collect(),
+                            perm.iter().map(|&d| st[d]).collect(),
+                        ));
+                        reads.push(vid);
+                        slot_regs.insert(slot, prog.push(Instr::Load(operands.len() - 1)));
+                        continue;
+                    }
+                    _ => contiguous_strides(&shape),
+                };
+                operands.push((vid, shape, strides));
+                reads.push(vid);
+                slot_regs.insert(slot, prog.push(Instr::Load(operands.len() - 1)));
+            }
+            // Splice the member's program into the group's.
+            let mut map: Vec<Reg> = Vec::with_capacity(member.instrs.len());
+            for instr in member.instrs.drain(..) {
+                let r = match instr {
+                    Instr::Load(slot) => slot_regs[&slot],
+                    other => prog.push(remap(other, &map)),
+                };
+                map.push(r);
+            }
+            running = Some((ValueRef::first(m), *map.last().expect("member programs are never empty")));
+        }
+        self.vid.insert(ValueRef::first(last), y);
+        let names: Vec<String> = grp.anchor.iter().chain(&grp.members).map(|&n| g.node(n).name.clone()).collect();
+        let ops: Vec<String> =
+            grp.anchor.iter().chain(&grp.members).map(|&n| g.node(n).op.onnx_name().to_string()).collect();
+        // An anchor with nothing after it needs no kernel.
+        let epilogue = if prog.instrs.len() > 1 || grp.anchor.is_none() {
+            let nest = LoopNest::broadcast(
+                &out_shape,
+                &operands.iter().map(|(_, s, st)| (s.clone(), st.clone())).collect::<Vec<_>>(),
+            );
+            let kernel = self.kernel(&nest, &prog)?;
+            let mut vids: Vec<Vid> = operands.iter().map(|(v, _, _)| *v).collect();
+            vids.push(y);
+            Some(Elementwise { kernel, operands: vids, outer: nest.dims[0], inner: nest.len() / nest.dims[0].max(1) })
+        } else {
+            None
+        };
+        let (engine, kind) = match (anchor_kind, epilogue) {
+            (Some(AnchorKind::Conv(c, scratch)), e) => {
+                if let Some(s) = scratch {
+                    reads.push(s);
+                }
+                (Engine::Gemm, StepKind::Conv(c, e))
+            }
+            (Some(AnchorKind::MatMul(m)), e) => (Engine::Gemm, StepKind::MatMul(m, e)),
+            (None, Some(e)) => (Engine::Cranelift, StepKind::Elementwise(e)),
+            (None, None) => unreachable!("groups without anchor always get a kernel"),
+        };
+        let mut writes = vec![y];
+        if let StepKind::Conv(ConvStep { scratch: Some(s), .. }, _) = &kind {
+            writes.push(*s);
+        }
+        self.steps.push(Step { nodes: names, ops, engine, kind, reads, writes });
+        Ok(())
+    }
+
+    fn steps_reads_of(&self, a: NodeId) -> Vec<Vid> {
+        self.g.node_inputs(a).into_iter().flatten().map(|v| self.vid[&v]).collect()
+    }
+
+    /// The anchor's own step writing into `y`, and its bias (vid, broadcastable shape, scale:
+    /// `None` for a plain add, `Some(beta)` for Gemm's `beta·C`).
+    #[allow(clippy::type_complexity)]
+    fn anchor_step(
+        &mut self,
+        a: NodeId,
+        y: Vid,
+    ) -> Result<(AnchorKind, Option<(Vid, Vec<usize>, Option<f32>)>), ExecError> {
+        let g = self.g;
+        let ins = g.node_inputs(a);
+        let vids: Vec<Option<Vid>> = ins.iter().map(|v| v.map(|v| self.vid[&v])).collect();
+        let vid = |i: usize| vids.get(i).copied().flatten();
+        let out = self.shape(y);
+        match &g.node(a).op {
+            Op::Conv(c) => {
+                let (x, w) = (vid(0).expect("conv input"), vid(1).expect("conv weight"));
+                let (xs, ws) = (self.shape(x), self.shape(w));
+                let geo = c.window.resolve(&xs[2..], &ws[2..], false).map_err(|m| self.fail(a, m))?;
+                let depthwise = c.group == xs[1] && ws[0] == c.group && ws[1] == 1;
+                let pointwise = ws[2] == 1
+                    && ws[3] == 1
+                    && geo.strides.iter().all(|&s| s == 1)
+                    && geo.pads_begin.iter().chain(&geo.pads_end).all(|&p| p == 0);
+                let algo = if depthwise {
+                    ConvAlgo::Depthwise
+                } else if pointwise {
+                    ConvAlgo::Pointwise
+                } else {
+                    ConvAlgo::Im2col
+                };
+                let k = ws[1] * ws[2] * ws[3];
+                let scratch = (algo == ConvAlgo::Im2col).then(|| self.new_buffer(vec![k, out[2] * out[3]]));
+                let step = ConvStep {
+                    algo,
+                    x,
+                    w,
+                    y,
+                    scratch,
+                    batch: xs[0],
+                    cin: xs[1],
+                    h: xs[2],
+                    w_in: xs[3],
+                    cout: ws[0],
+                    kh: ws[2],
+                    kw: ws[3],
+                    oh: out[2],
+                    ow: out[3],
+                    stride: [geo.strides[0], geo.strides[1]],
+                    pad: [geo.pads_begin[0], geo.pads_begin[1]],
+                    dilation: [geo.dilations[0], geo.dilations[1]],
+                    groups: c.group,
+                };
+                let bias = vid(2).map(|b| (b, vec![ws[0], 1, 1], None));
+                Ok((AnchorKind::Conv(step, scratch), bias))
+            }
+            Op::MatMul => {
+                let (av, bv) = (vid(0).expect("lhs"), vid(1).expect("rhs"));
+                let (ash, bsh) = (self.shape(av), self.shape(bv));
+                let step = matmul_step(av, &ash, bv, &bsh, y, &out, false, false, 1.0);
+                Ok((AnchorKind::MatMul(step), None))
+            }
+            Op::Gemm(gm) => {
+                let (av, bv) = (vid(0).expect("lhs"), vid(1).expect("rhs"));
+                let (ash, bsh) = (self.shape(av), self.shape(bv));
+                let step = matmul_step(av, &ash, bv, &bsh, y, &out, gm.trans_a, gm.trans_b, gm.alpha);
+                let bias = vid(2).filter(|_| gm.beta != 0.0).map(|c| {
+                    let scale = (gm.beta != 1.0).then_some(gm.beta);
+                    (c, self.shape(c), scale)
+                });
+                Ok((AnchorKind::MatMul(step), bias))
+            }
+            _ => unreachable!("is_anchor() admits only these ops"),
+        }
+    }
+
+    /// Buffer lifetimes: from the first step writing to the last reading (or the end, for
+    /// graph outputs).
+    fn lifetimes(&self, outputs: &[Vid]) -> Vec<Lifetime> {
+        let mut lt: Vec<Option<Lifetime>> = vec![None; self.buffers];
+        let end = self.steps.len();
+        let touch = |v: Vid, at: usize, lt: &mut Vec<Option<Lifetime>>| {
+            if let Storage::Buffer(b) = self.vals[v].storage {
+                let bytes = self.vals[v].shape.as_ref().map_or(0, |s| s.iter().product::<usize>() * 4);
+                let e = lt[b].get_or_insert(Lifetime { bytes, first: at, last: at });
+                e.bytes = e.bytes.max(bytes);
+                e.first = e.first.min(at);
+                e.last = e.last.max(at);
+            }
+        };
+        for (i, s) in self.steps.iter().enumerate() {
+            for &v in s.reads.iter().chain(&s.writes) {
+                touch(v, i, &mut lt);
+            }
+        }
+        for &v in outputs {
+            touch(v, end, &mut lt);
+        }
+        lt.into_iter().map(|l| l.unwrap_or(Lifetime { bytes: 0, first: 0, last: 0 })).collect()
+    }
+}
+
+enum AnchorKind {
+    Conv(ConvStep, Option<Vid>),
+    MatMul(MatMulStep),
+}
+
+/// A product step for `A·B` with numpy-style batching (batch dims of B or A broadcast when 1).
+#[allow(clippy::too_many_arguments)]
+fn matmul_step(
+    av: Vid,
+    ash: &[usize],
+    bv: Vid,
+    bsh: &[usize],
+    y: Vid,
+    out: &[usize],
+    trans_a: bool,
+    trans_b: bool,
+    alpha: f32,
+) -> MatMulStep {
+    // Promote vectors as MatMul does: [k] → [1,k] (lhs), [k] → [k,1] (rhs).
+    let a2: Vec<usize> = if ash.len() == 1 { vec![1, ash[0]] } else { ash.to_vec() };
+    let b2: Vec<usize> = if bsh.len() == 1 { vec![bsh[0], 1] } else { bsh.to_vec() };
+    let (ar, ac) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+    let (br, bc) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let n = if trans_b { br } else { bc };
+    let mat = |vid: Vid, rows: usize, cols: usize, trans: bool, batch: &[usize]| {
+        let (rs, cs) = if trans { (1, cols as isize) } else { (cols as isize, 1) };
+        let batch_elems: usize = batch.iter().product();
+        Mat { vid, rs, cs, bs: if batch_elems <= 1 { 0 } else { (rows * cols) as isize } }
+    };
+    let batch: usize = out[..out.len().saturating_sub(2)].iter().product::<usize>().max(1);
+    let a_batch = &a2[..a2.len() - 2];
+    let b_batch = &b2[..b2.len() - 2];
+    MatMulStep {
+        batch: if out.len() <= 2 { 1 } else { batch },
+        m,
+        n,
+        k,
+        a: mat(av, ar, ac, trans_a, a_batch),
+        b: mat(bv, br, bc, trans_b, b_batch),
+        alpha,
+        c: y,
+    }
+}
+
+/// Ops whose output is their input's bytes under a new shape.
+fn is_alias(op: &Op, outputs: usize) -> bool {
+    matches!(op, Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze | Op::Identity)
+        || (matches!(op, Op::Dropout) && outputs == 1)
+}
+
+/// Whether the op reads its data input at the output's own index (so it can continue a group).
+fn reads_in_place(op: &Op) -> bool {
+    !matches!(op, Op::Transpose { .. } | Op::Expand)
+}
+
+fn scalar_or_const(g: &Graph, ins: &[Option<ValueRef>], i: usize) -> bool {
+    ins.get(i).copied().flatten().is_some_and(|v| g.const_value(v).is_some())
+}
+
+/// BatchNormalization at inference as `x·s + t`, `s = scale/√(var+ε)`, `t = B − mean·s`,
+/// shaped `[C, 1, …]` to broadcast over NC…; computed in f64.
+fn fold_batch_norm(g: &Graph, ins: &[Option<ValueRef>], eps: f32, rank: usize) -> (Tensor, Tensor) {
+    let get = |i: usize| g.const_value(ins[i].expect("checked")).expect("checked").to_f64_vec();
+    let (scale, bias, mean, var) = (get(1), get(2), get(3), get(4));
+    let c = scale.len();
+    let s: Vec<f64> = (0..c).map(|i| scale[i] / (var[i] + eps as f64).sqrt()).collect();
+    let t: Vec<f32> = (0..c).map(|i| (bias[i] - mean[i] * s[i]) as f32).collect();
+    let s: Vec<f32> = s.into_iter().map(|v| v as f32).collect();
+    let mut shape = vec![1usize; rank.saturating_sub(1).max(1)];
+    shape[0] = c;
+    (Tensor::from_vec(&shape, s).expect("sizes match"), Tensor::from_vec(&shape, t).expect("sizes match"))
+}
+
+/// Rewrites an instruction's operand registers through `map`.
+fn remap(i: Instr, map: &[Reg]) -> Instr {
+    use Instr::*;
+    let r = |x: Reg| map[x];
+    match i {
+        Load(_) | Const(_) => i,
+        Add(a, b) => Add(r(a), r(b)),
+        Sub(a, b) => Sub(r(a), r(b)),
+        Mul(a, b) => Mul(r(a), r(b)),
+        Div(a, b) => Div(r(a), r(b)),
+        Max(a, b) => Max(r(a), r(b)),
+        Min(a, b) => Min(r(a), r(b)),
+        MulAdd(a, b, c) => MulAdd(r(a), r(b), r(c)),
+        Neg(a) => Neg(r(a)),
+        Abs(a) => Abs(r(a)),
+        Sqrt(a) => Sqrt(r(a)),
+        Floor(a) => Floor(r(a)),
+        Ceil(a) => Ceil(r(a)),
+        Nearest(a) => Nearest(r(a)),
+        Call(f, args) => Call(f, args.into_iter().map(r).collect()),
+    }
+}
+
+/// A contiguous (standard-layout) copy when the tensor is not already one.
+pub(crate) fn contiguous(t: &Tensor) -> Tensor {
+    kiln_ir::map_array!(t, a => if a.is_standard_layout() { a.clone() } else { a.as_standard_layout().into_owned().into_shared() })
+}

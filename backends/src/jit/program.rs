@@ -1,0 +1,302 @@
+//! What an elementwise kernel computes and over which index space: a [`Program`] (straight-line
+//! f32 expression over loaded operands, one result) and a [`LoopNest`] (output extents and, per
+//! operand, element strides — 0 for a broadcast dim). Fused chains, conv/GEMM epilogues,
+//! BatchNorm at inference, Transpose and Expand are all a program over a loop nest.
+
+use kiln_ir::op::{Binary, Unary, Variadic};
+
+/// Index of an instruction inside its [`Program`].
+pub(crate) type Reg = usize;
+
+/// Scalar functions generated code calls on the host, one lane at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum HostFn {
+    Exp,
+    Log,
+    Tanh,
+    Sigmoid,
+    Erf,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Softplus,
+    Mish,
+    Pow,
+}
+
+impl HostFn {
+    /// The symbol generated code imports.
+    pub(crate) fn symbol(self) -> String {
+        format!("kiln_host_{self:?}").to_lowercase()
+    }
+
+    pub(crate) fn arity(self) -> usize {
+        if self == HostFn::Pow {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// One step of a program. Operands are registers defined earlier.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Instr {
+    /// Operand `i` of the kernel (an input; the output is the last operand and is never loaded).
+    Load(usize),
+    Const(f32),
+    Add(Reg, Reg),
+    Sub(Reg, Reg),
+    Mul(Reg, Reg),
+    Div(Reg, Reg),
+    Max(Reg, Reg),
+    Min(Reg, Reg),
+    /// `a * b + c`, fused where the CPU has FMA.
+    MulAdd(Reg, Reg, Reg),
+    Neg(Reg),
+    Abs(Reg),
+    Sqrt(Reg),
+    Floor(Reg),
+    Ceil(Reg),
+    /// Round half to even.
+    Nearest(Reg),
+    Call(HostFn, Vec<Reg>),
+}
+
+/// A straight-line expression; its result is the last instruction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Program {
+    pub instrs: Vec<Instr>,
+}
+
+impl Program {
+    pub(crate) fn push(&mut self, i: Instr) -> Reg {
+        self.instrs.push(i);
+        self.instrs.len() - 1
+    }
+
+    /// Appends `x` carried through a unary op, or `None` when the op has no native form.
+    pub(crate) fn unary(&mut self, op: Unary, x: Reg) -> Option<Reg> {
+        use Instr::*;
+        let host = |p: &mut Program, f| p.push(Call(f, vec![x]));
+        Some(match op {
+            Unary::Relu => {
+                let zero = self.push(Const(0.0));
+                self.push(Max(x, zero))
+            }
+            Unary::Neg => self.push(Neg(x)),
+            Unary::Abs => self.push(Abs(x)),
+            Unary::Sqrt => self.push(Sqrt(x)),
+            Unary::Floor => self.push(Floor(x)),
+            Unary::Ceil => self.push(Ceil(x)),
+            Unary::Round => self.push(Nearest(x)),
+            Unary::Reciprocal => {
+                let one = self.push(Const(1.0));
+                self.push(Div(one, x))
+            }
+            Unary::LeakyRelu { alpha } => {
+                // max(x,0) + alpha·min(x,0) == x if x ≥ 0 else alpha·x
+                let zero = self.push(Const(0.0));
+                let pos = self.push(Max(x, zero));
+                let neg = self.push(Min(x, zero));
+                let a = self.push(Const(alpha));
+                self.push(MulAdd(a, neg, pos))
+            }
+            Unary::HardSigmoid { alpha, beta } => self.hard_sigmoid(x, alpha, beta),
+            Unary::HardSwish => {
+                let h = self.hard_sigmoid(x, 1.0 / 6.0, 0.5);
+                self.push(Mul(x, h))
+            }
+            Unary::Softsign => {
+                let one = self.push(Const(1.0));
+                let a = self.push(Abs(x));
+                let d = self.push(Add(one, a));
+                self.push(Div(x, d))
+            }
+            Unary::Exp => host(self, HostFn::Exp),
+            Unary::Log => host(self, HostFn::Log),
+            Unary::Tanh => host(self, HostFn::Tanh),
+            Unary::Sigmoid => host(self, HostFn::Sigmoid),
+            Unary::Erf => host(self, HostFn::Erf),
+            Unary::Sin => host(self, HostFn::Sin),
+            Unary::Cos => host(self, HostFn::Cos),
+            Unary::Tan => host(self, HostFn::Tan),
+            Unary::Asin => host(self, HostFn::Asin),
+            Unary::Acos => host(self, HostFn::Acos),
+            Unary::Atan => host(self, HostFn::Atan),
+            Unary::Sinh => host(self, HostFn::Sinh),
+            Unary::Cosh => host(self, HostFn::Cosh),
+            Unary::Asinh => host(self, HostFn::Asinh),
+            Unary::Acosh => host(self, HostFn::Acosh),
+            Unary::Atanh => host(self, HostFn::Atanh),
+            Unary::Softplus => host(self, HostFn::Softplus),
+            Unary::Mish => host(self, HostFn::Mish),
+            _ => return None,
+        })
+    }
+
+    /// `max(0, min(1, alpha·x + beta))`
+    fn hard_sigmoid(&mut self, x: Reg, alpha: f32, beta: f32) -> Reg {
+        use Instr::*;
+        let a = self.push(Const(alpha));
+        let b = self.push(Const(beta));
+        let y = self.push(MulAdd(a, x, b));
+        let one = self.push(Const(1.0));
+        let zero = self.push(Const(0.0));
+        let y = self.push(Min(y, one));
+        self.push(Max(y, zero))
+    }
+
+    /// Appends a binary op, or `None` when it has no native f32 form.
+    pub(crate) fn binary(&mut self, op: Binary, a: Reg, b: Reg) -> Option<Reg> {
+        use Instr::*;
+        Some(match op {
+            Binary::Add => self.push(Add(a, b)),
+            Binary::Sub => self.push(Sub(a, b)),
+            Binary::Mul => self.push(Mul(a, b)),
+            Binary::Div => self.push(Div(a, b)),
+            Binary::Max => self.push(Max(a, b)),
+            Binary::Min => self.push(Min(a, b)),
+            Binary::Pow => self.push(Call(HostFn::Pow, vec![a, b])),
+            _ => return None,
+        })
+    }
+
+    /// Folds a variadic op over its operands (at least one).
+    pub(crate) fn variadic(&mut self, op: Variadic, xs: &[Reg]) -> Reg {
+        use Instr::*;
+        let mut acc = xs[0];
+        for &x in &xs[1..] {
+            acc = self.push(match op {
+                Variadic::Sum | Variadic::Mean => Add(acc, x),
+                Variadic::Max => Max(acc, x),
+                Variadic::Min => Min(acc, x),
+            });
+        }
+        if op == Variadic::Mean && xs.len() > 1 {
+            let n = self.push(Const(xs.len() as f32));
+            acc = self.push(Div(acc, n));
+        }
+        acc
+    }
+
+    /// Host functions the program calls.
+    pub(crate) fn host_fns(&self) -> Vec<HostFn> {
+        let mut fns: Vec<HostFn> = Vec::new();
+        for i in &self.instrs {
+            if let Instr::Call(f, _) = i {
+                if !fns.contains(f) {
+                    fns.push(*f);
+                }
+            }
+        }
+        fns
+    }
+}
+
+/// The index space of a kernel: extents (outermost first) and, for every operand (inputs, then the
+/// output), its stride in elements along each extent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct LoopNest {
+    pub dims: Vec<usize>,
+    pub strides: Vec<Vec<isize>>,
+}
+
+impl LoopNest {
+    /// The nest for writing a contiguous output of `out_shape` from operands given as
+    /// (shape, strides) pairs that broadcast to it (numpy rules: missing leading dims and size-1
+    /// dims get stride 0). Unit dims are dropped and contiguous dims merged, so the common
+    /// cases become one or two loops.
+    pub(crate) fn broadcast(out_shape: &[usize], operands: &[(Vec<usize>, Vec<isize>)]) -> LoopNest {
+        let rank = out_shape.len();
+        let mut strides: Vec<Vec<isize>> = operands
+            .iter()
+            .map(|(shape, st)| {
+                let lead = rank - shape.len();
+                (0..rank).map(|d| if d < lead || shape[d - lead] == 1 { 0 } else { st[d - lead] }).collect()
+            })
+            .collect();
+        strides.push(contiguous_strides(out_shape));
+        let mut nest = LoopNest { dims: out_shape.to_vec(), strides };
+        nest.simplify();
+        nest
+    }
+
+    /// Drops extent-1 dims and merges neighbours every operand walks contiguously.
+    fn simplify(&mut self) {
+        let keep: Vec<usize> = (0..self.dims.len()).filter(|&d| self.dims[d] != 1).collect();
+        let mut dims: Vec<usize> = keep.iter().map(|&d| self.dims[d]).collect();
+        let mut strides: Vec<Vec<isize>> = self.strides.iter().map(|s| keep.iter().map(|&d| s[d]).collect()).collect();
+        let mut d = 0;
+        while d + 1 < dims.len() {
+            let inner = dims[d + 1] as isize;
+            if strides.iter().all(|s| s[d] == s[d + 1] * inner) {
+                dims[d] *= dims[d + 1];
+                dims.remove(d + 1);
+                for s in &mut strides {
+                    s.remove(d);
+                }
+            } else {
+                d += 1;
+            }
+        }
+        if dims.is_empty() {
+            dims.push(1);
+            strides.iter_mut().for_each(|s| s.push(0));
+        }
+        self.dims = dims;
+        self.strides = strides;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+/// Row-major strides of a contiguous tensor.
+pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
+    let mut st = vec![1isize; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        st[d] = st[d + 1] * shape[d + 1] as isize;
+    }
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_broadcast_collapses_to_two_loops() {
+        let x = (vec![1, 8, 4, 4], contiguous_strides(&[1, 8, 4, 4]));
+        let scale = (vec![8, 1, 1], contiguous_strides(&[8, 1, 1]));
+        let nest = LoopNest::broadcast(&[1, 8, 4, 4], &[x, scale]);
+        assert_eq!(nest.dims, vec![8, 16]);
+        assert_eq!(nest.strides, vec![vec![16, 1], vec![1, 0], vec![16, 1]]);
+    }
+
+    #[test]
+    fn same_shapes_collapse_to_one_loop_and_scalars_to_stride_zero() {
+        let a = (vec![2, 3, 5], contiguous_strides(&[2, 3, 5]));
+        let s = (vec![], vec![]);
+        let nest = LoopNest::broadcast(&[2, 3, 5], &[a, s]);
+        assert_eq!(nest.dims, vec![30]);
+        assert_eq!(nest.strides, vec![vec![1], vec![0], vec![1]]);
+    }
+
+    #[test]
+    fn transposed_operand_keeps_its_strides() {
+        // out[i,j] = x[j,i] for x: [3,2] → out [2,3]
+        let nest = LoopNest::broadcast(&[2, 3], &[(vec![2, 3], vec![1, 2])]);
+        assert_eq!(nest.dims, vec![2, 3]);
+        assert_eq!(nest.strides, vec![vec![1, 2], vec![3, 1]]);
+    }
+}
