@@ -2,6 +2,7 @@
 //! error reporting every command shares (`error: <message>` with its causes, non-zero exit).
 //! [`run`] takes its arguments and output streams as parameters so tests drive it in-process.
 
+mod bench;
 mod conformance;
 mod inspect;
 mod opt;
@@ -31,6 +32,8 @@ enum Command {
     Opt(opt::Args),
     /// Run the ONNX node conformance suite and print a per-op pass/fail table.
     Conformance(conformance::Args),
+    /// Time a model on the JIT and the interpreter; report compile time by phase.
+    Bench(bench::Args),
 }
 
 /// Runs the `kiln` command line on `args` (the first is the program name). Results go to `out`,
@@ -51,6 +54,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         Command::Run(args) => run::execute(args, out),
         Command::Opt(args) => opt::execute(args, out),
         Command::Conformance(args) => conformance::execute(args, out),
+        Command::Bench(args) => bench::execute(args, out),
     };
     match result {
         Ok(()) => 0,

@@ -1,0 +1,246 @@
+//! `kiln bench MODEL [--input NAME=FILE.npy]... [--dim SYM=N]... [--threads N] [--runs N]
+//! [--warmup N] [--json] [--no-interp]`: times a model on the JIT and on the interpreter (median
+//! and minimum latency, and their ratio), and its compilation split into import, passes and code
+//! generation. Compile time and run time are kept apart: every timed run reuses one prepared
+//! executable, after warm-up runs that are not counted.
+
+use super::{parse_dim, parse_input, print_json};
+use crate::driver::{memory, Session};
+use crate::KilnError;
+use kiln_backends::interp::Interpreter;
+use kiln_backends::jit::Jit;
+use kiln_backends::{Backend, Executable};
+use kiln_ir::Tensor;
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The ONNX model file.
+    model: PathBuf,
+    /// An input tensor from a .npy file; inputs not given get deterministic pseudo-random values.
+    #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = parse_input)]
+    inputs: Vec<(String, PathBuf)>,
+    /// A value for a symbolic dim of the model's inputs.
+    #[arg(long = "dim", value_name = "SYM=N", value_parser = parse_dim)]
+    dims: Vec<(String, usize)>,
+    /// Worker threads of the JIT (at least 1; all cores when omitted). The interpreter is
+    /// single-threaded.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
+    /// Timed runs of each backend; the median and minimum are reported.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Untimed runs of each backend before the timed ones.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    warmup: u32,
+    /// Skip the interpreter (it takes seconds per run on the larger models).
+    #[arg(long)]
+    no_interp: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: PathBuf,
+    threads: usize,
+    runs: u32,
+    warmup: u32,
+    jit: Latency,
+    /// `None` with `--no-interp`.
+    interp: Option<Latency>,
+    /// Interpreter median over JIT median: how many times faster the JIT is.
+    ratio: Option<f64>,
+    /// The largest absolute difference between any JIT and interpreter output element.
+    max_abs_diff: Option<f64>,
+    compile_ms: CompileMs,
+    /// The process's peak resident memory after the JIT runs (before the interpreter runs);
+    /// `None` where the system does not report it.
+    peak_rss_bytes: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    median_ms: f64,
+    min_ms: f64,
+}
+
+#[derive(Serialize)]
+struct CompileMs {
+    /// ONNX file to IR.
+    import: f64,
+    /// Constant folding and dead-code removal (the light models' weights are folded here).
+    passes: f64,
+    /// The JIT's `prepare`: lowering, Cranelift code generation, memory planning.
+    codegen: f64,
+}
+
+pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
+    let threads = match args.threads {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let (session, import) = timed(|| Session::load(&args.model));
+    let mut session = session?;
+    let given = session.read_inputs(&args.inputs)?;
+    let inputs = session.prepare(&args.dims, given, memory::Limit::from_system())?;
+    let (stats, passes) = timed(|| session.optimize());
+    stats?;
+    let graph = &session.model().graph;
+
+    let jit = Jit::with_threads(threads);
+    let (exe, codegen) = timed(|| jit.prepare(graph));
+    let exe = exe.map_err(exec_error("jit"))?;
+    let (jit_outputs, jit_latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "jit")?;
+    drop(exe);
+    let peak_rss_bytes = peak_rss_bytes();
+
+    let mut report = Report {
+        model: args.model,
+        threads,
+        runs: args.runs,
+        warmup: args.warmup,
+        jit: jit_latency,
+        interp: None,
+        ratio: None,
+        max_abs_diff: None,
+        compile_ms: CompileMs { import, passes, codegen },
+        peak_rss_bytes,
+    };
+    if !args.no_interp {
+        let exe = Interpreter.prepare(graph).map_err(exec_error("interp"))?;
+        let (interp_outputs, latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "interp")?;
+        report.ratio = Some(latency.median_ms / report.jit.median_ms);
+        report.max_abs_diff = Some(max_abs_diff(&jit_outputs, &interp_outputs));
+        report.interp = Some(latency);
+    }
+    if args.json {
+        print_json(out, &report)
+    } else {
+        print_text(out, &report).map_err(KilnError::Report)
+    }
+}
+
+/// Runs `f` and returns its result with the wall time it took, in milliseconds.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let result = f();
+    (result, start.elapsed().as_secs_f64() * 1e3)
+}
+
+fn exec_error(backend: &'static str) -> impl Fn(kiln_backends::ExecError) -> KilnError {
+    move |e| KilnError::Exec { backend, source: Box::new(e) }
+}
+
+/// `warmup` untimed runs then `runs` timed ones; returns the last run's outputs and the latency.
+fn measure(
+    exe: &dyn Executable,
+    inputs: &[Tensor],
+    warmup: u32,
+    runs: u32,
+    backend: &'static str,
+) -> Result<(Vec<Tensor>, Latency), KilnError> {
+    let mut outputs = Vec::new();
+    for _ in 0..warmup {
+        outputs = exe.run(inputs).map_err(exec_error(backend))?;
+    }
+    let mut times = Vec::with_capacity(runs as usize);
+    for _ in 0..runs {
+        let (result, ms) = timed(|| exe.run(inputs));
+        outputs = result.map_err(exec_error(backend))?;
+        times.push(ms);
+    }
+    Ok((outputs, Latency::of(times)))
+}
+
+impl Latency {
+    /// The median (the mean of the middle two for an even count) and minimum of `times`, which
+    /// is not empty.
+    fn of(mut times: Vec<f64>) -> Latency {
+        times.sort_by(f64::total_cmp);
+        let n = times.len();
+        let median_ms = if n % 2 == 1 { times[n / 2] } else { (times[n / 2 - 1] + times[n / 2]) / 2.0 };
+        Latency { median_ms, min_ms: times[0] }
+    }
+}
+
+/// The largest `|a - b|` over all elements of all outputs; NaN where a value is NaN in one output
+/// only, or where shapes differ (the outputs then do not correspond).
+fn max_abs_diff(a: &[Tensor], b: &[Tensor]) -> f64 {
+    let mut worst = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        if x.shape() != y.shape() {
+            return f64::NAN;
+        }
+        for (u, v) in x.to_f64_vec().into_iter().zip(y.to_f64_vec()) {
+            if u.is_nan() != v.is_nan() {
+                return f64::NAN;
+            }
+            if !u.is_nan() {
+                worst = worst.max((u - v).abs());
+            }
+        }
+    }
+    worst
+}
+
+/// The peak resident set size of this process (`VmHWM` in `/proc/self/status`, Linux only).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn print_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
+    let c = &r.compile_ms;
+    writeln!(out, "model     {}", r.model.display())?;
+    writeln!(out, "runs      {} timed after {} warm-up, JIT on {} thread(s)", r.runs, r.warmup, r.threads)?;
+    writeln!(
+        out,
+        "compile   {:.1} ms: import {:.1}, passes {:.1}, codegen {:.1}",
+        c.import + c.passes + c.codegen,
+        c.import,
+        c.passes,
+        c.codegen
+    )?;
+    writeln!(out, "{:<10}{:>12}{:>12}", "backend", "median ms", "min ms")?;
+    let row = |name: &str, l: &Latency| format!("{name:<10}{:>12.3}{:>12.3}", l.median_ms, l.min_ms);
+    writeln!(out, "{}", row("jit", &r.jit))?;
+    match &r.interp {
+        Some(l) => writeln!(out, "{}", row("interp", l))?,
+        None => writeln!(out, "{:<10}{:>12}{:>12}", "interp", "skipped", "-")?,
+    }
+    if let (Some(ratio), Some(diff)) = (r.ratio, r.max_abs_diff) {
+        writeln!(out, "ratio     the JIT is {ratio:.2}x the interpreter's speed (max |diff| {diff:.3e})")?;
+    }
+    if let Some(bytes) = r.peak_rss_bytes {
+        writeln!(out, "peak RSS  {:.1} MiB (through the JIT runs)", bytes as f64 / (1024.0 * 1024.0))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let l = Latency::of(vec![3.0, 1.0, 2.0]);
+        assert_eq!((l.median_ms, l.min_ms), (2.0, 1.0));
+        let l = Latency::of(vec![4.0, 1.0, 3.0, 2.0]);
+        assert_eq!((l.median_ms, l.min_ms), (2.5, 1.0));
+    }
+
+    #[test]
+    fn diff_is_nan_when_outputs_do_not_correspond() {
+        let a = [Tensor::vector(vec![1.0f32, 2.0])];
+        assert_eq!(max_abs_diff(&a, &[Tensor::vector(vec![1.5f32, 2.0])]), 0.5);
+        assert!(max_abs_diff(&a, &[Tensor::vector(vec![1.0f32])]).is_nan());
+        assert!(max_abs_diff(&a, &[Tensor::vector(vec![f32::NAN, 2.0])]).is_nan());
+    }
+}
