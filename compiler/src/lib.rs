@@ -1,5 +1,6 @@
 //! Kiln: an ONNX compiler for neural networks — driver, ONNX import/export, CLI and public API.
 //!
+//! - [`api`]: [`Compiler`] and [`CompiledModel`], the embedding API (compile once, run from any thread);
 //! - [`model`]: [`Model`], a graph plus the ONNX metadata needed to report on and export it;
 //! - [`onnx`]: ONNX import into Kiln's IR and export back;
 //! - [`driver`]: [`Session`], the steps a command takes (load, bind, check, run, optimize, save);
@@ -29,6 +30,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod api;
 pub mod cli;
 pub mod conformance;
 pub mod driver;
@@ -38,6 +40,7 @@ pub mod npy;
 pub mod onnx;
 pub mod stats;
 
+pub use api::{CompileTimes, CompiledModel, Compiler};
 pub use driver::{BackendKind, Session};
 pub use error::KilnError;
 pub use model::Model;

@@ -250,13 +250,13 @@ impl LightModel {
         Ok(LightModel { name: name.to_string(), model, inputs, output_names, expected, meta, ranges })
     }
 
-    /// Runs the model the way `kiln run` does (driver session, default inputs, interpreter),
+    /// Runs the model the way `kiln run` does (driver session, default inputs) on `backend`,
     /// checking on the way that the inputs it generates are the spec's.
-    pub fn run(&self) -> Result<Vec<Tensor>> {
+    pub fn run(&self, backend: BackendKind) -> Result<Vec<Tensor>> {
         let mut session = Session::from_model(self.model.clone());
         let inputs = session.prepare(&[], vec![], Limit::from_system())?;
         ensure!(inputs == self.inputs, "{}: kiln run's default inputs are not the spec's", self.name);
-        Ok(session.run(BackendKind::Interp, &inputs)?.into_iter().map(|(_, t)| t).collect())
+        Ok(session.run(backend, &inputs)?.into_iter().map(|(_, t)| t).collect())
     }
 
     /// Checks that Kiln re-created the script's randomization: the same weights with the same

@@ -1,7 +1,9 @@
-//! Issue 2's acceptance test: the nine ONNX light models, with seeded random weights and their
-//! logits exposed, match ONNX Runtime's outputs (relative L2 error ≤ 1e-4 per output) when run the way
-//! `kiln run` runs them (driver session, default inputs, reference interpreter). Fixtures and the randomization spec: `tests/fixtures/light/`.
+//! The nine ONNX light models, with seeded random weights and their logits exposed, match ONNX
+//! Runtime's outputs (relative L2 error ≤ 1e-4 per output) when run the way `kiln run` runs them
+//! (driver session, default inputs), on the reference interpreter and on the JIT. Fixtures and
+//! the randomization spec: `tests/fixtures/light/`.
 
+use kiln::BackendKind;
 use kiln_ir::Tensor;
 use kiln_tests::{rel_l2, std_dev, LightModel, Meta, LIGHT_MODELS};
 use std::time::Instant;
@@ -9,19 +11,19 @@ use std::time::Instant;
 const TOLERANCE: f64 = 1e-4;
 
 /// Imports, randomizes and runs one model; checks every output against its reference.
-fn check_model(name: &str) {
+fn check_model(name: &str, backend: BackendKind) {
     let start = Instant::now();
     let m = LightModel::load(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     m.check_spec().unwrap_or_else(|e| panic!("{e:#}"));
     let loaded = start.elapsed();
-    let outputs = m.run().unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let outputs = m.run(backend).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let errors: Vec<(&str, f64)> = m
         .output_names
         .iter()
         .zip(outputs.iter().zip(&m.expected))
         .map(|(n, (a, b))| (n.as_str(), rel_l2(a, b)))
         .collect();
-    eprintln!("{name}: load {loaded:.2?}, run {:.2?}, rel L2 {errors:?}", start.elapsed() - loaded);
+    eprintln!("{name} ({}): load {loaded:.2?}, run {:.2?}, rel L2 {errors:?}", backend.name(), start.elapsed() - loaded);
     for (output, err) in &errors {
         assert!(*err <= TOLERANCE, "{name}: output '{output}' has relative L2 error {err:.3e} > {TOLERANCE:e}");
     }
@@ -32,7 +34,8 @@ macro_rules! light_tests {
         $(
             #[test]
             fn $name() {
-                check_model(stringify!($name));
+                check_model(stringify!($name), BackendKind::Interp);
+                check_model(stringify!($name), BackendKind::Jit);
             }
         )*
 
@@ -65,9 +68,11 @@ fn a_perturbed_weight_fails_the_comparison() {
     let weight = g.const_value(w).expect("weights are constants");
     let perturbed = Tensor::from_vec(weight.shape(), weight.to_vec::<f32>().iter().map(|x| x * 1.001).collect());
     g.set_constant(w.node, perturbed.unwrap());
-    let outputs = m.run().unwrap();
-    let i = m.logits_index();
-    let err = rel_l2(&outputs[i], &m.expected[i]);
-    eprintln!("perturbed squeezenet: logits rel L2 {err:.3e}");
-    assert!(err > TOLERANCE, "perturbed squeezenet still matches: rel L2 {err:.3e}");
+    for backend in [BackendKind::Interp, BackendKind::Jit] {
+        let outputs = m.run(backend).unwrap();
+        let i = m.logits_index();
+        let err = rel_l2(&outputs[i], &m.expected[i]);
+        eprintln!("perturbed squeezenet ({}): logits rel L2 {err:.3e}", backend.name());
+        assert!(err > TOLERANCE, "perturbed squeezenet still matches on {}: rel L2 {err:.3e}", backend.name());
+    }
 }

@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Which backend runs the model.
-    #[arg(long, value_enum, default_value_t = BackendKind::Interp)]
+    #[arg(long, value_enum, default_value_t = BackendKind::Jit)]
     backend: BackendKind,
     /// Print one JSON object instead of text.
     #[arg(long)]

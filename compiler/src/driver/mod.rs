@@ -13,7 +13,7 @@ pub mod memory;
 pub use inputs::GivenInput;
 
 use crate::{npy, KilnError, Model};
-use kiln_backends::{interp, jit, Backend};
+use kiln_backends::{interp, jit, Backend, Executable};
 use kiln_ir::{Op, Tensor};
 use kiln_passes::{ConstantFold, DeadCode, Evaluator, PassManager, PassStats};
 use std::path::{Path, PathBuf};
@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// The reference interpreter.
-    #[default]
     Interp,
     /// The Cranelift JIT.
+    #[default]
     Jit,
 }
 
@@ -116,10 +116,25 @@ impl Session {
         inputs::bind_and_fill(&mut self.model.graph, dims, given, |g| memory::check(g, limit).map(drop))
     }
 
+    /// Prepares the model on a backend. The JIT compiles an optimized copy (the passes of
+    /// [`Session::optimize`]: folded weights and fused patterns are what it specializes on);
+    /// the interpreter runs the graph as imported.
+    pub fn compile(&self, backend: BackendKind) -> Result<Box<dyn Executable>, KilnError> {
+        let exec = |e| KilnError::Exec { backend: backend.name(), source: Box::new(e) };
+        match backend {
+            BackendKind::Interp => backend.backend()?.prepare(&self.model.graph).map_err(exec),
+            BackendKind::Jit => {
+                let mut optimized = self.clone();
+                optimized.optimize()?;
+                backend.backend()?.prepare(&optimized.model.graph).map_err(exec)
+            }
+        }
+    }
+
     /// Runs the model; returns each graph output with its name.
     pub fn run(&self, backend: BackendKind, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, KilnError> {
         let exec = |e| KilnError::Exec { backend: backend.name(), source: Box::new(e) };
-        let exe = backend.backend()?.prepare(&self.model.graph).map_err(exec)?;
+        let exe = self.compile(backend)?;
         let outputs = exe.run(inputs).map_err(exec)?;
         let g = &self.model.graph;
         Ok(g.outputs().iter().map(|&v| g.value_name(v).to_string()).zip(outputs).collect())

@@ -1,0 +1,218 @@
+//! The embedding API: [`Compiler`] turns an ONNX model into a [`CompiledModel`] once (import,
+//! optimization passes, JIT code generation, each timed), which then runs any number of times,
+//! from any number of threads at once, allocating nothing per run when outputs are written into
+//! caller-owned tensors with [`CompiledModel::run_into`].
+//!
+//! ```no_run
+//! let model = kiln::Compiler::new().threads(2).compile_file("models/light/squeezenet.onnx")?;
+//! let input = kiln_ir::Tensor::zeros(kiln_ir::DType::F32, &[1, 3, 224, 224])?;
+//! let outputs = model.run(&[input])?;
+//! println!("{}: {:?}", model.output_names()[0], outputs[0].shape());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::driver::Session;
+use crate::{KilnError, Model};
+use kiln_backends::jit::{CompiledGraph, Jit, PlanReport};
+use kiln_backends::{Backend, ExecError, Executable};
+use kiln_ir::Tensor;
+use std::path::Path;
+use std::time::Instant;
+
+/// Compilation options.
+#[derive(Clone, Debug, Default)]
+pub struct Compiler {
+    threads: usize,
+    dims: Vec<(String, usize)>,
+}
+
+/// Where compile time went, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CompileTimes {
+    pub import: f64,
+    pub passes: f64,
+    pub codegen: f64,
+}
+
+/// A model ready to run.
+pub struct CompiledModel {
+    exe: Compiled,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+    times: CompileTimes,
+}
+
+enum Compiled {
+    /// Every shape known: one plan.
+    Static(CompiledGraph),
+    /// Symbolic input dims left unbound: compiled per input shapes on first use.
+    PerShape(Box<dyn Executable>),
+}
+
+impl Compiler {
+    /// Defaults: all cores, no dims bound.
+    pub fn new() -> Compiler {
+        Compiler::default()
+    }
+
+    /// Worker threads for intra-op parallelism (0 = all cores).
+    pub fn threads(mut self, n: usize) -> Compiler {
+        self.threads = n;
+        self
+    }
+
+    /// Binds a symbolic input dim, so the model compiles once, ahead of the first run.
+    pub fn dim(mut self, symbol: impl Into<String>, value: usize) -> Compiler {
+        self.dims.push((symbol.into(), value));
+        self
+    }
+
+    /// Imports, optimizes and compiles an ONNX file.
+    pub fn compile_file(&self, path: impl AsRef<Path>) -> Result<CompiledModel, KilnError> {
+        let start = Instant::now();
+        let session = Session::load(path.as_ref())?;
+        let import = ms(start);
+        let mut compiled = self.compile_session(session)?;
+        compiled.times.import = import;
+        Ok(compiled)
+    }
+
+    /// Optimizes and compiles an imported model.
+    pub fn compile_model(&self, model: Model) -> Result<CompiledModel, KilnError> {
+        self.compile_session(Session::from_model(model))
+    }
+
+    fn compile_session(&self, mut session: Session) -> Result<CompiledModel, KilnError> {
+        if !self.dims.is_empty() {
+            session.bind_dims(&self.dims)?;
+        }
+        let start = Instant::now();
+        session.optimize()?;
+        let passes = ms(start);
+        let start = Instant::now();
+        let jit = Jit::with_threads(self.threads);
+        let graph = &session.model().graph;
+        let exec = |e| KilnError::Exec { backend: "jit", source: Box::new(e) };
+        let exe = if graph.input_symbols().is_empty() {
+            Compiled::Static(jit.compile(graph).map_err(exec)?)
+        } else {
+            Compiled::PerShape(jit.prepare(graph).map_err(exec)?)
+        };
+        let codegen = ms(start);
+        let names = |vs: Vec<kiln_ir::ValueRef>| vs.iter().map(|&v| graph.value_name(v).to_string()).collect();
+        Ok(CompiledModel {
+            exe,
+            input_names: names(graph.input_values()),
+            output_names: names(graph.outputs().to_vec()),
+            times: CompileTimes { import: 0.0, passes, codegen },
+        })
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+fn exec_error(e: ExecError) -> KilnError {
+    KilnError::Exec { backend: "jit", source: Box::new(e) }
+}
+
+impl CompiledModel {
+    /// Runs on `inputs` (in [`Self::input_names`] order); returns the outputs in order.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, KilnError> {
+        match &self.exe {
+            Compiled::Static(c) => c.run(inputs),
+            Compiled::PerShape(c) => c.run(inputs),
+        }
+        .map_err(exec_error)
+    }
+
+    /// Runs and writes the outputs into `outputs`, which must have each output's dtype and
+    /// shape; f32 outputs are written in place.
+    pub fn run_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<(), KilnError> {
+        match &self.exe {
+            Compiled::Static(c) => c.run_into(inputs, outputs).map_err(exec_error),
+            Compiled::PerShape(c) => {
+                let results = c.run(inputs).map_err(exec_error)?;
+                if results.len() != outputs.len()
+                    || results.iter().zip(outputs.iter()).any(|(r, o)| r.shape() != o.shape())
+                {
+                    return Err(exec_error(ExecError::InputCount {
+                        graph: "outputs (count or shapes differ from the model's)".into(),
+                        expected: results.len(),
+                        got: outputs.len(),
+                    }));
+                }
+                outputs.clone_from_slice(&results);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn input_names(&self) -> &[String] {
+        &self.input_names
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    /// Import / passes / codegen times.
+    pub fn compile_times(&self) -> CompileTimes {
+        self.times
+    }
+
+    /// The compiled plan (absent while symbolic dims are unbound).
+    pub fn plan(&self) -> Option<&PlanReport> {
+        match &self.exe {
+            Compiled::Static(c) => Some(c.report()),
+            Compiled::PerShape(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_ir::op::Unary;
+    use kiln_ir::{DType, Dim, Graph, Op, TensorType};
+
+    fn relu(batch: Dim) -> Model {
+        let mut graph = Graph::new("m");
+        let x = graph.add_input("x", TensorType::new(DType::F32, [batch, Dim::from(4)]));
+        let y = graph.add("y", Op::Unary(Unary::Relu), &[x]).unwrap();
+        graph.set_outputs(vec![y]);
+        Model { graph, opset: 17, ir_version: 8, producer: String::new() }
+    }
+
+    fn is_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn compiled_models_are_shareable_and_run_into_buffers() {
+        is_send_sync::<CompiledModel>();
+        let model = Compiler::new().threads(1).dim("n", 2).compile_model(relu(Dim::from("n"))).unwrap();
+        assert!(model.plan().is_some(), "bound dims compile ahead of time");
+        let x = Tensor::from_vec(&[2, 4], vec![-1.0f32, 2.0, -3.0, 4.0, 5.0, -6.0, 7.0, -8.0]).unwrap();
+        let want = vec![0.0f32, 2.0, 0.0, 4.0, 5.0, 0.0, 7.0, 0.0];
+        assert_eq!(model.run(std::slice::from_ref(&x)).unwrap()[0].to_vec::<f32>(), want);
+        let mut out = vec![Tensor::zeros(DType::F32, &[2, 4]).unwrap()];
+        model.run_into(std::slice::from_ref(&x), &mut out).unwrap();
+        assert_eq!(out[0].to_vec::<f32>(), want);
+        let mut wrong = vec![Tensor::zeros(DType::F32, &[4, 2]).unwrap()];
+        assert!(model.run_into(std::slice::from_ref(&x), &mut wrong).is_err());
+    }
+
+    #[test]
+    fn unbound_dims_compile_on_first_run() {
+        let model = Compiler::new().compile_model(relu(Dim::from("n"))).unwrap();
+        assert!(model.plan().is_none());
+        let out = model.run(&[Tensor::zeros(DType::F32, &[3, 4]).unwrap()]).unwrap();
+        assert_eq!(out[0].shape(), &[3, 4]);
+    }
+
+    #[test]
+    fn missing_files_are_errors() {
+        let err = Compiler::new().compile_file("/nonexistent/m.onnx").err().unwrap().to_string();
+        assert!(err.contains("/nonexistent/m.onnx"), "{err}");
+    }
+}
