@@ -19,11 +19,14 @@
 //! ```
 
 pub mod dce;
+pub mod egraph;
 pub mod fold;
 pub mod manager;
 pub mod pass;
+pub mod rules;
 
 pub use dce::DeadCode;
+pub use egraph::{EGraphPass, EGraphReport, Limits};
 pub use fold::{ConstantFold, Evaluator};
 pub use manager::PassManager;
-pub use pass::{count_nodes, Pass, PassError, PassStats};
+pub use pass::{count_nodes, count_ops, Pass, PassError, PassStats};

@@ -59,7 +59,9 @@ impl PassManager {
         let count = self.stop_after.map_or(self.passes.len(), |n| n.min(self.passes.len()));
         let mut all = Vec::with_capacity(count);
         for pass in &self.passes[..count] {
-            let stats = pass.run(g)?;
+            let start = std::time::Instant::now();
+            let mut stats = pass.run(g)?;
+            stats.millis = start.elapsed().as_secs_f64() * 1e3;
             if self.verify {
                 g.verify().map_err(|source| PassError::Verify { pass: pass.name().to_string(), source })?;
             }
@@ -122,10 +124,13 @@ mod tests {
         let mut seen = Vec::new();
         let stats = pm.run_observed(&mut g, &mut |s, g| seen.push((s.pass.clone(), g.num_nodes()))).unwrap();
         assert_eq!(seen, vec![("dead-code".to_string(), 2)]);
-        let json = serde_json::to_value(&stats[0]).unwrap();
+        let mut json = serde_json::to_value(&stats[0]).unwrap();
+        assert!(json["millis"].as_f64().unwrap() >= 0.0);
+        json["millis"] = serde_json::json!(0.0);
         assert_eq!(
             json,
-            serde_json::json!({"pass": "dead-code", "nodes_before": 3, "nodes_after": 2, "changes": {"removed": 1}})
+            serde_json::json!({"pass": "dead-code", "nodes_before": 3, "nodes_after": 2, "changes": {"removed": 1},
+                "ops_before": {"Exp": 1, "Relu": 1}, "ops_after": {"Relu": 1}, "millis": 0.0})
         );
     }
 

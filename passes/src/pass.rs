@@ -12,24 +12,41 @@ pub trait Pass {
 }
 
 /// What one pass run changed. Node counts include nodes of nested graphs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PassStats {
     pub pass: String,
     pub nodes_before: usize,
     pub nodes_after: usize,
     /// Counts by kind of change, e.g. `{"folded": 3, "skipped_too_large": 1}`.
     pub changes: BTreeMap<String, usize>,
+    /// Nodes per ONNX op type before and after (graph inputs not counted; nested graphs counted).
+    #[serde(default)]
+    pub ops_before: BTreeMap<String, usize>,
+    #[serde(default)]
+    pub ops_after: BTreeMap<String, usize>,
+    /// Wall-clock time of the pass in milliseconds (set by the [`crate::PassManager`]).
+    #[serde(default)]
+    pub millis: f64,
+    /// E-graph passes: size, iterations, rules fired, costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egraph: Option<crate::egraph::EGraphReport>,
 }
 
 impl PassStats {
     /// Stats for `pass` about to run on `g` (records the node count before).
     pub fn start(pass: &str, g: &Graph) -> PassStats {
-        PassStats { pass: pass.to_string(), nodes_before: count_nodes(g), ..Default::default() }
+        PassStats {
+            pass: pass.to_string(),
+            nodes_before: count_nodes(g),
+            ops_before: count_ops(g),
+            ..Default::default()
+        }
     }
 
     /// Records the node count after the pass.
     pub fn finish(mut self, g: &Graph) -> PassStats {
         self.nodes_after = count_nodes(g);
+        self.ops_after = count_ops(g);
         self
     }
 
@@ -44,6 +61,24 @@ impl PassStats {
 /// Nodes in a graph and, recursively, in every nested graph.
 pub fn count_nodes(g: &Graph) -> usize {
     g.node_ids().iter().map(|&id| 1 + g.node(id).op.subgraphs().into_iter().map(count_nodes).sum::<usize>()).sum()
+}
+
+/// Nodes per ONNX op type, in a graph and its nested graphs (graph inputs are not ops).
+pub fn count_ops(g: &Graph) -> BTreeMap<String, usize> {
+    let mut ops = BTreeMap::new();
+    fn walk(g: &Graph, ops: &mut BTreeMap<String, usize>) {
+        for id in g.node_ids() {
+            let op = &g.node(id).op;
+            if !matches!(op, kiln_ir::Op::Input) {
+                *ops.entry(op.onnx_name().to_string()).or_default() += 1;
+            }
+            for sub in op.subgraphs() {
+                walk(sub, ops);
+            }
+        }
+    }
+    walk(g, &mut ops);
+    ops
 }
 
 /// Why a pass run failed.

@@ -1,5 +1,6 @@
-//! `kiln opt MODEL -o OUT.onnx [--json]`: constant folding and dead-code removal, written back as
-//! ONNX, with what each pass did.
+//! `kiln opt MODEL -o OUT.onnx [--json]`: constant folding, dead-code removal and the e-graph
+//! optimizer (simplification, reparameterization, fusion), written back as ONNX, with what each
+//! pass did.
 
 use super::print_json;
 use crate::driver::Session;
@@ -43,7 +44,11 @@ fn print_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     for p in &r.passes {
         let changes: Vec<String> = p.changes.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
         let changes = if changes.is_empty() { "no changes".to_string() } else { changes.join(", ") };
-        writeln!(out, "{:<14} {:>5} -> {:<5} nodes  ({changes})", p.pass, p.nodes_before, p.nodes_after)?;
+        writeln!(
+            out,
+            "{:<14} {:>5} -> {:<5} nodes  {:>7.1} ms  ({changes})",
+            p.pass, p.nodes_before, p.nodes_after, p.millis
+        )?;
     }
     writeln!(out, "written to {}", r.output.display())
 }

@@ -15,7 +15,7 @@ pub use inputs::GivenInput;
 use crate::{npy, KilnError, Model};
 use kiln_backends::{interp, jit, Backend, Executable};
 use kiln_ir::{Op, Tensor};
-use kiln_passes::{ConstantFold, DeadCode, Evaluator, PassManager, PassStats};
+use kiln_passes::{ConstantFold, DeadCode, EGraphPass, Evaluator, PassManager, PassStats};
 use std::path::{Path, PathBuf};
 
 /// Which backend runs the model.
@@ -140,9 +140,13 @@ impl Session {
         Ok(g.outputs().iter().map(|&v| g.value_name(v).to_string()).zip(outputs).collect())
     }
 
-    /// Constant folding (through the interpreter's kernels) then dead-code removal.
+    /// Constant folding (through the interpreter's kernels) and dead-code removal, then the
+    /// e-graph optimizer (simplification, reparameterization, fusion) on what is left.
     pub fn optimize(&mut self) -> Result<Vec<PassStats>, KilnError> {
-        let passes = PassManager::new().with(ConstantFold::new(Box::new(InterpEvaluator))).with(DeadCode);
+        let passes = PassManager::new()
+            .with(ConstantFold::new(Box::new(InterpEvaluator)))
+            .with(DeadCode)
+            .with(EGraphPass::all(std::sync::Arc::new(InterpEvaluator)));
         Ok(passes.run(&mut self.model.graph)?)
     }
 
@@ -185,6 +189,6 @@ mod tests {
         let mut s = relu();
         let stats = s.optimize().unwrap();
         let names: Vec<&str> = stats.iter().map(|p| p.pass.as_str()).collect();
-        assert_eq!(names, ["constant-fold", "dead-code"]);
+        assert_eq!(names, ["constant-fold", "dead-code", "egraph"]);
     }
 }
