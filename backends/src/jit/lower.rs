@@ -245,7 +245,10 @@ impl Lowerer<'_> {
         let rank = |i: usize| ins.get(i).copied().flatten().and_then(|v| f32_shape(g, v)).map(|s| s.len());
         match &g.node(id).op {
             Op::Conv(_) => rank(0) == Some(4) && konst(1) && ins.get(2).copied().flatten().is_none_or(|_| konst(2)),
-            Op::MatMul => rank(0).is_some_and(|r| r >= 1) && rank(1).is_some_and(|r| r >= 1),
+            Op::MatMul => {
+                let shape = |i: usize| ins.get(i).copied().flatten().and_then(|v| f32_shape(g, v));
+                matches!((shape(0), shape(1)), (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() && product_count(&a, &b).is_some())
+            }
             Op::Gemm(_) => rank(0) == Some(2) && rank(1) == Some(2),
             _ => false,
         }
@@ -682,13 +685,13 @@ impl Lowerer<'_> {
             Op::MatMul => {
                 let (av, bv) = (vid(0).expect("lhs"), vid(1).expect("rhs"));
                 let (ash, bsh) = (self.shape(av), self.shape(bv));
-                let step = matmul_step(av, &ash, bv, &bsh, y, &out, false, false, 1.0);
+                let step = matmul_step(av, &ash, bv, &bsh, y, false, false, 1.0);
                 Ok((AnchorKind::MatMul(step), None))
             }
             Op::Gemm(gm) => {
                 let (av, bv) = (vid(0).expect("lhs"), vid(1).expect("rhs"));
                 let (ash, bsh) = (self.shape(av), self.shape(bv));
-                let step = matmul_step(av, &ash, bv, &bsh, y, &out, gm.trans_a, gm.trans_b, gm.alpha);
+                let step = matmul_step(av, &ash, bv, &bsh, y, gm.trans_a, gm.trans_b, gm.alpha);
                 let bias = vid(2).filter(|_| gm.beta != 0.0).map(|c| {
                     let scale = (gm.beta != 1.0).then_some(gm.beta);
                     (c, self.shape(c), scale)
@@ -730,7 +733,27 @@ enum AnchorKind {
     MatMul(MatMulStep),
 }
 
-/// A product step for `A·B` with numpy-style batching (batch dims of B or A broadcast when 1).
+/// Operand shapes as MatMul sees them: a vector lhs `[k]` is `[1,k]`, a vector rhs `[k]` is `[k,1]`.
+fn promote(a: &[usize], b: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let a2 = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
+    let b2 = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
+    (a2, b2)
+}
+
+/// The number of products when each operand's batch dims are either all 1 or the full broadcast
+/// batch shape (the cases a constant batch stride describes); `None` for partial broadcasts.
+fn product_count(a: &[usize], b: &[usize]) -> Option<usize> {
+    let (a2, b2) = promote(a, b);
+    let (ab, bb) = (&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
+    let rank = ab.len().max(bb.len());
+    let pad = |s: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect() };
+    let (ap, bp) = (pad(ab), pad(bb));
+    let full: Vec<usize> = ap.iter().zip(&bp).map(|(&x, &y)| x.max(y)).collect();
+    let ok = |p: &[usize]| p.iter().product::<usize>() == 1 || p == full.as_slice();
+    (ok(&ap) && ok(&bp)).then(|| full.iter().product())
+}
+
+/// A product step for `A·B` (optionally transposed) with numpy-style batching.
 #[allow(clippy::too_many_arguments)]
 fn matmul_step(
     av: Vid,
@@ -738,33 +761,28 @@ fn matmul_step(
     bv: Vid,
     bsh: &[usize],
     y: Vid,
-    out: &[usize],
     trans_a: bool,
     trans_b: bool,
     alpha: f32,
 ) -> MatMulStep {
-    // Promote vectors as MatMul does: [k] → [1,k] (lhs), [k] → [k,1] (rhs).
-    let a2: Vec<usize> = if ash.len() == 1 { vec![1, ash[0]] } else { ash.to_vec() };
-    let b2: Vec<usize> = if bsh.len() == 1 { vec![bsh[0], 1] } else { bsh.to_vec() };
+    let (a2, b2) = promote(ash, bsh);
     let (ar, ac) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (br, bc) = (b2[b2.len() - 2], b2[b2.len() - 1]);
     let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
     let n = if trans_b { br } else { bc };
-    let mat = |vid: Vid, rows: usize, cols: usize, trans: bool, batch: &[usize]| {
+    let mat = |vid: Vid, shape: &[usize], trans: bool| {
+        let (rows, cols) = (shape[shape.len() - 2], shape[shape.len() - 1]);
         let (rs, cs) = if trans { (1, cols as isize) } else { (cols as isize, 1) };
-        let batch_elems: usize = batch.iter().product();
-        Mat { vid, rs, cs, bs: if batch_elems <= 1 { 0 } else { (rows * cols) as isize } }
+        let batched = shape[..shape.len() - 2].iter().product::<usize>() > 1;
+        Mat { vid, rs, cs, bs: if batched { (rows * cols) as isize } else { 0 } }
     };
-    let batch: usize = out[..out.len().saturating_sub(2)].iter().product::<usize>().max(1);
-    let a_batch = &a2[..a2.len() - 2];
-    let b_batch = &b2[..b2.len() - 2];
     MatMulStep {
-        batch: if out.len() <= 2 { 1 } else { batch },
+        batch: product_count(ash, bsh).expect("checked by is_anchor"),
         m,
         n,
         k,
-        a: mat(av, ar, ac, trans_a, a_batch),
-        b: mat(bv, br, bc, trans_b, b_batch),
+        a: mat(av, &a2, trans_a),
+        b: mat(bv, &b2, trans_b),
         alpha,
         c: y,
     }

@@ -124,7 +124,16 @@ fn products_with_transposes_bias_and_batches() {
     assert!(gt.is_err(), "shape rule rejects [7,5]x[9,5] without transB");
     let b2 = konst(&mut g, "b2", &[5, 9]);
     let gt = g.add("gt", Op::Gemm(Gemm { trans_a: true, ..Default::default() }), &[ta, b2]).unwrap();
-    g.set_outputs(vec![y, zz, vv, gt]);
+    // Vector operands on either side of batched ones, and a partial batch broadcast (which
+    // falls back to the interpreter).
+    let v3 = g.add_input("v3", TensorType::known(DType::F32, &[4]));
+    let b3 = konst(&mut g, "b3", &[3, 4, 2]);
+    let p1 = g.add("p1", Op::MatMul, &[v3, b3]).unwrap();
+    let a4 = konst(&mut g, "a4", &[2, 3, 5, 4]);
+    let p2 = g.add("p2", Op::MatMul, &[a4, v3]).unwrap();
+    let pb = konst(&mut g, "pb", &[2, 1, 3, 4]);
+    let p3 = g.add("p3", Op::MatMul, &[pb, b3]).unwrap();
+    g.set_outputs(vec![y, zz, vv, gt, p1, p2, p3]);
     check(&g, 1e-5);
 }
 

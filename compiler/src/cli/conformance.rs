@@ -4,8 +4,9 @@
 
 use super::print_json;
 use crate::conformance::{self, CaseResult, Totals};
+use crate::BackendKind;
 use crate::KilnError;
-use kiln_backends::interp::Interpreter;
+use kiln_backends::{interp::Interpreter, jit::Jit};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// The backend that runs every case (the JIT compiles each case's graph with one thread).
+    #[arg(long, value_enum, default_value_t = BackendKind::Interp)]
+    backend: BackendKind,
 }
 
 #[derive(serde::Serialize)]
@@ -52,7 +56,10 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
         Some(path) => Some(read_floor(path)?),
         None => None,
     };
-    let results = conformance::run_suite(&cases, &Interpreter, args.roundtrip, |_| {});
+    let results = match args.backend {
+        BackendKind::Interp => conformance::run_suite(&cases, &Interpreter, args.roundtrip, |_| {}),
+        BackendKind::Jit => conformance::run_suite(&cases, &Jit::with_threads(1), args.roundtrip, |_| {}),
+    };
     let (per_op, totals) = conformance::tabulate(&results);
     if args.json {
         print_json(out, &Report { totals, per_op, cases: &results })?;
