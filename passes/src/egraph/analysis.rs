@@ -47,11 +47,21 @@ pub struct TensorAnalysis {
     next_serial: u32,
     /// Classes folded to constants.
     pub folded: usize,
+    /// (rule, canonical e-node) pairs an op rule has already rewritten: rules compute weights,
+    /// so re-matching the same node in the next iteration must not redo the work.
+    pub applied: std::collections::HashSet<(egg::Symbol, ENode)>,
 }
 
 impl TensorAnalysis {
     pub fn new(evaluator: Arc<dyn Evaluator>, inputs: Vec<TensorType>) -> TensorAnalysis {
-        TensorAnalysis { evaluator, inputs, max_fold_bytes: 256 << 20, next_serial: 0, folded: 0 }
+        TensorAnalysis {
+            evaluator,
+            inputs,
+            max_fold_bytes: 256 << 20,
+            next_serial: 0,
+            folded: 0,
+            applied: Default::default(),
+        }
     }
 
     /// A constant e-node with a fresh serial.

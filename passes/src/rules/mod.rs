@@ -17,7 +17,7 @@ pub mod guards;
 pub mod reparam;
 pub mod simplify;
 
-use crate::egraph::{EGraph, ENode, Rewrite, TensorAnalysis};
+use crate::egraph::{EGraph, ENode, OpKey, Rewrite, TensorAnalysis};
 use egg::{Applier, Id, PatternAst, SearchMatches, Searcher, Subst, Symbol, Var};
 use kiln_ir::Op;
 
@@ -79,7 +79,7 @@ impl Applier<ENode, TensorAnalysis> for OpRule {
         eclass: Id,
         subst: &Subst,
         _ast: Option<&PatternAst<ENode>>,
-        _rule: Symbol,
+        rule: Symbol,
     ) -> Vec<Id> {
         let mut children = Vec::new();
         while let Some(&c) = subst.get(var(children.len())) {
@@ -97,9 +97,16 @@ impl Applier<ENode, TensorAnalysis> for OpRule {
             _ => None,
         });
         let Some(op) = op else { return vec![] };
-        match (self.apply)(eg, eclass, &op, &children) {
-            Some(new) if eg.union(eclass, new) => vec![eclass],
-            _ => vec![],
+        let node = ENode::Op(OpKey::new(op.clone()), children.clone().into_boxed_slice());
+        if eg.analysis.applied.contains(&(rule, node.clone())) {
+            return vec![];
+        }
+        let Some(new) = (self.apply)(eg, eclass, &op, &children) else { return vec![] };
+        eg.analysis.applied.insert((rule, node));
+        if eg.union(eclass, new) {
+            vec![eclass]
+        } else {
+            vec![]
         }
     }
 }

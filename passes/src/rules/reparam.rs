@@ -121,6 +121,24 @@ fn affine_of(eg: &EGraph, root: Id, op: &Op, ins: &[Id], axis: usize) -> Option<
     same_known_type(eg, root, y).then_some((y, s, t))
 }
 
+/// `w` with row i (along the first axis) scaled by `s[i]`; f32 stays in f32 (the weights of a
+/// whole network pass through here).
+fn scale_rows(w: &Tensor, s: &[f64]) -> Option<Tensor> {
+    let per = w.len() / s.len().max(1);
+    if w.dtype() == DType::F32 {
+        let mut v = w.to_vec::<f32>();
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = (*x as f64 * s[i / per]) as f32;
+        }
+        return Tensor::from_vec(w.shape(), v).ok();
+    }
+    let mut v = w.to_f64_vec();
+    for (i, x) in v.iter_mut().enumerate() {
+        *x *= s[i / per];
+    }
+    tensor(w.dtype(), w.shape(), v)
+}
+
 /// A float tensor from f64 values.
 fn tensor(dtype: DType, shape: &[usize], v: Vec<f64>) -> Option<Tensor> {
     Some(Tensor::from_vec(shape, v).ok()?.cast(dtype))
@@ -141,17 +159,15 @@ fn fold_affine(eg: &mut EGraph, root: Id, op: &Op, ins: &[Id], producer: Produce
             })?;
             let w = value(eg, cins[1])?.clone();
             let m = w.shape()[0];
-            let per = w.len() / m.max(1);
-            let mut wv = w.to_f64_vec();
-            for (i, x) in wv.iter_mut().enumerate() {
-                *x *= s[i / per];
+            if s.len() != m {
+                return None;
             }
             let b = match cins.get(2) {
                 Some(&b) if !absent(eg, b) => floats(eg, b)?,
                 _ => vec![0.0; m],
             };
             let bv: Vec<f64> = (0..m).map(|i| b[i] * s[i] + t[i]).collect();
-            let w2 = add_const(eg, tensor(w.dtype(), w.shape(), wv)?);
+            let w2 = add_const(eg, scale_rows(&w, &s)?);
             let b2 = add_const(eg, tensor(w.dtype(), &[m], bv)?);
             Some(add_op(eg, Op::Conv(conv), vec![cins[0], w2, b2]))
         }
@@ -448,6 +464,26 @@ fn pool_branch(eg: &EGraph, p: &kiln_ir::op::Pool, ins: &[Id], x: Id, c: usize, 
     })
 }
 
+/// Whether `id` has one of the forms [`linear`] recognizes over `x` (a cheap structural check
+/// before any weight is converted).
+fn reaches(eg: &EGraph, id: Id, x: Id, depth: usize) -> bool {
+    let x = eg.find(x);
+    if eg.find(id) == x {
+        return true;
+    }
+    depth > 0
+        && eg[id].nodes.iter().any(|n| {
+            let ch = egg::Language::children(n);
+            match n.ir_op() {
+                Some(Op::Conv(_)) => eg.find(ch[0]) == x || (depth > 1 && reaches(eg, ch[0], x, 1)),
+                Some(Op::Pool(_)) => eg.find(ch[0]) == x,
+                Some(Op::BatchNorm { .. }) => reaches(eg, ch[0], x, depth - 1),
+                Some(Op::Binary(_)) => ch.iter().any(|&c| value(eg, c).is_none() && reaches(eg, c, x, depth - 1)),
+                _ => false,
+            }
+        })
+}
+
 /// The sum of two linear maps of the same input, as one.
 fn combine(a: Linear, b: Linear) -> Option<Linear> {
     if a.strides != b.strides || a.m != b.m || (a.diagonal && b.diagonal) {
@@ -512,6 +548,9 @@ fn merge_branches(eg: &mut EGraph, root: Id, _: &Op, ins: &[Id]) -> Option<Id> {
         xs.extend(conv_inputs(eg, c));
     }
     for x in xs {
+        if !reaches(eg, ins[0], x, 2) || !reaches(eg, ins[1], x, 2) {
+            continue;
+        }
         let (Some(a), Some(b)) = (linear(eg, ins[0], x, 2), linear(eg, ins[1], x, 2)) else { continue };
         let Some(l) = combine(a, b) else { continue };
         let mut wshape = vec![l.m, l.cg];
