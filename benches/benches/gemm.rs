@@ -1,0 +1,80 @@
+//! f32 GEMM throughput (criterion's elements/s here are FLOP/s) on square sizes and on the
+//! im2col shapes of typical convolutions, single-threaded: the Kiln JIT on a one-node MatMul
+//! graph, the interpreter on the same graph, and the two GEMM crates Kiln could build its core
+//! on — `gemm` (its x86-v4 AVX-512 kernels; the one chosen) and `matrixmultiply`. The issue's
+//! target is 150 GFLOP/s for the JIT at 512×512×512.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kiln_backends::{interp::Interpreter, jit::Jit, Backend};
+use std::time::Duration;
+
+fn gemm_sweep(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm");
+    group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for (m, k, n) in kiln_benches::GEMM_SHAPES {
+        let shape = format!("{m}x{k}x{n}");
+        group.throughput(Throughput::Elements(kiln_benches::gemm_flops(m, k, n)));
+        let problem = kiln_benches::matmul(m, k, n);
+        for (label, backend) in [("kiln-jit", &Jit::with_threads(1) as &dyn Backend), ("interp", &Interpreter)] {
+            let exe = backend.prepare(&problem.graph).unwrap_or_else(|e| panic!("{shape} on {label}: {e}"));
+            group.bench_function(BenchmarkId::new(label, &shape), |b| {
+                b.iter(|| exe.run(&problem.inputs).expect("MatMul runs"))
+            });
+        }
+        let a = problem.inputs[0].to_vec::<f32>();
+        let b = problem.inputs[1].to_vec::<f32>();
+        let mut y = vec![0.0f32; m * n];
+        group.bench_function(BenchmarkId::new("gemm-crate", &shape), |bench| {
+            // SAFETY: `a`, `b` and `y` are row-major m×k, k×n and m×n buffers of exactly those
+            // sizes; the strides below describe that layout and `y` aliases neither operand.
+            bench.iter(|| unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    y.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    b.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new("matrixmultiply", &shape), |bench| {
+            // SAFETY: as above; matrixmultiply takes row and column strides in elements.
+            bench.iter(|| unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    b.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    y.as_mut_ptr(),
+                    n as isize,
+                    1,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm_sweep);
+criterion_main!(benches);
