@@ -1,36 +1,41 @@
-//! Cranelift code generation: one module per compiled graph, the host ISA detected by
+//! Cranelift code generation: one module per compiled graph — in memory (cranelift-jit) or as
+//! an object file for ahead-of-time linking (cranelift-object) — for the host ISA detected by
 //! cranelift-native (SSE4.1/AVX/FMA flags), and the emission of elementwise kernels — a
-//! [`Program`] over a [`LoopNest`] — as `extern "C" fn(operands: *const *mut f32, begin, end)`,
-//! looping the outermost extent over `begin..end` (so callers can split it across threads),
-//! with the innermost extent in f32x4 vectors plus a scalar tail.
+//! [`Program`] over a [`LoopNest`] — as
+//! `extern "C" fn(operands: *const *mut f32, begin, end, host: *const *const u8)`, looping the
+//! outermost extent over `begin..end` (so callers can split it across threads), the innermost in
+//! f32x4 vectors plus a scalar tail. Host functions (exp, erf, …) are called through the `host`
+//! table ([`HostFn::table`]), so kernels import no symbols and objects link anywhere.
 
+use super::lower::KernelSink;
 use super::program::{HostFn, Instr, LoopNest, Program};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, SigRef, Type, Value};
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use cranelift_object::{ObjectBuilder, ObjectModule};
 use kiln_ir::op::{Binary, Unary};
-use std::collections::HashMap;
 
-/// An elementwise kernel: operand pointers (inputs then output), and the range of the outermost
-/// extent to cover.
-pub(crate) type ElementwiseFn = unsafe extern "C" fn(*const *mut f32, usize, usize);
+/// An elementwise kernel: operand pointers (inputs then output), the range of the outermost
+/// extent to cover, and the host function table.
+pub type ElementwiseFn = unsafe extern "C" fn(*const *mut f32, usize, usize, *const *const u8);
 
 const LANES: i64 = 4;
 const F32_BYTES: i64 = 4;
 
-/// Kernels being generated into one JIT module.
-pub(crate) struct Codegen {
-    module: JITModule,
+/// Kernels being generated into one module (in memory for the JIT, an object file for AOT).
+pub(crate) struct Codegen<M: Module> {
+    module: M,
     ctx: Context,
     fctx: FunctionBuilderContext,
     has_fma: bool,
-    host: HashMap<HostFn, FuncId>,
-    /// Kernels already emitted, keyed by their nest and program, so repeated shapes share code.
-    cache: HashMap<String, FuncId>,
+    linkage: Linkage,
+    /// Kernel `i` is the symbol `{prefix}_kernel_{i}`.
+    prefix: String,
     defined: Vec<FuncId>,
 }
 
@@ -54,55 +59,93 @@ impl Drop for Code {
     }
 }
 
-impl Codegen {
-    pub(crate) fn new() -> Result<Codegen, String> {
-        let mut flags = settings::builder();
-        let set =
-            |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| format!("cranelift flag {k}: {e}"));
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        let isa_builder =
-            cranelift_native::builder().map_err(|e| format!("this CPU is not supported by Cranelift: {e}"))?;
-        let isa = isa_builder.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))?;
-        let has_fma = isa.isa_flags().iter().any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
-        let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-        for f in HostFn::ALL {
-            jb.symbol(f.symbol(), f.address());
-        }
-        let module = JITModule::new(jb);
-        let ctx = module.make_context();
-        Ok(Codegen {
-            module,
-            ctx,
-            fctx: FunctionBuilderContext::new(),
-            has_fma,
-            host: HashMap::new(),
-            cache: HashMap::new(),
-            defined: Vec::new(),
-        })
+/// The host's ISA with its detected features, optimizing for speed; position-independent code
+/// for objects (linked into PIE executables), fixed addresses in memory.
+fn host_isa(pic: bool) -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| format!("cranelift flag {k}: {e}"));
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
+    let isa_builder =
+        cranelift_native::builder().map_err(|e| format!("this CPU is not supported by Cranelift: {e}"))?;
+    isa_builder.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))
+}
+
+fn has_fma(isa: &OwnedTargetIsa) -> bool {
+    isa.isa_flags().iter().any(|f| f.name == "has_fma" && f.as_bool() == Some(true))
+}
+
+impl Codegen<JITModule> {
+    /// A module whose code is linked into this process.
+    pub(crate) fn jit() -> Result<Self, String> {
+        let isa = host_isa(false)?;
+        let has_fma = has_fma(&isa);
+        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        Ok(Codegen::with_module(module, has_fma, Linkage::Local, "kiln_jit"))
     }
 
-    /// Emits (or reuses) the kernel computing `prog` over `nest`; returns its id for [`Self::finish`].
-    pub(crate) fn elementwise(&mut self, nest: &LoopNest, prog: &Program) -> Result<FuncId, String> {
-        let key = format!("{nest:?}{prog:?}");
-        if let Some(&id) = self.cache.get(&key) {
-            return Ok(id);
-        }
+    /// Links the module; returns the code and each kernel's entry point, in emission order.
+    pub(crate) fn finish(mut self) -> Result<(Code, Vec<ElementwiseFn>), String> {
+        self.module.finalize_definitions().map_err(|e| format!("cranelift: {e}"))?;
+        let fns = self
+            .defined
+            .iter()
+            .map(|&id| {
+                let p = self.module.get_finalized_function(id);
+                // SAFETY: every defined function has the `ElementwiseFn` signature (see `elementwise`).
+                unsafe { std::mem::transmute::<*const u8, ElementwiseFn>(p) }
+            })
+            .collect();
+        Ok((Code { module: Some(self.module) }, fns))
+    }
+}
+
+impl Codegen<ObjectModule> {
+    /// A module written out as a relocatable object file for the host's target; kernel symbols
+    /// start with `prefix`.
+    pub(crate) fn object(prefix: &str) -> Result<Self, String> {
+        let isa = host_isa(true)?;
+        let has_fma = has_fma(&isa);
+        let builder = ObjectBuilder::new(isa, prefix, default_libcall_names()).map_err(|e| format!("object: {e}"))?;
+        Ok(Codegen::with_module(ObjectModule::new(builder), has_fma, Linkage::Export, prefix))
+    }
+
+    /// The object file's bytes.
+    pub(crate) fn finish_object(self) -> Result<Vec<u8>, String> {
+        self.module.finish().emit().map_err(|e| format!("writing the object file: {e}"))
+    }
+}
+
+impl<M: Module> Codegen<M> {
+    fn with_module(module: M, has_fma: bool, linkage: Linkage, prefix: &str) -> Self {
+        let ctx = module.make_context();
+        let fctx = FunctionBuilderContext::new();
+        Codegen { module, ctx, fctx, has_fma, linkage, prefix: prefix.to_string(), defined: Vec::new() }
+    }
+
+    /// The symbol of kernel `index`.
+    pub(crate) fn symbol(prefix: &str, index: usize) -> String {
+        format!("{prefix}_kernel_{index}")
+    }
+
+    /// Emits the next kernel, computing `prog` over `nest`.
+    pub(crate) fn elementwise(&mut self, nest: &LoopNest, prog: &Program) -> Result<(), String> {
         let ptr = self.module.target_config().pointer_type();
         let mut sig = self.module.make_signature();
-        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
-        let name = format!("kiln_elementwise_{}", self.cache.len());
-        let id = self.module.declare_function(&name, Linkage::Local, &sig).map_err(|e| e.to_string())?;
+        sig.params.extend([AbiParam::new(ptr); 4]);
+        let name = Self::symbol(&self.prefix, self.defined.len());
+        let id = self.module.declare_function(&name, self.linkage, &sig).map_err(|e| e.to_string())?;
         self.ctx.func.signature = sig;
-        let host_refs: Vec<(HostFn, FuncRef)> = {
-            let mut refs = Vec::new();
-            for f in prog.host_fns() {
-                let fid = self.host_fn(f)?;
-                refs.push((f, self.module.declare_func_in_func(fid, &mut self.ctx.func)));
-            }
-            refs
-        };
+        let host_sigs: Vec<(HostFn, SigRef)> = prog
+            .host_fns()
+            .into_iter()
+            .map(|f| {
+                let mut s = self.module.make_signature();
+                s.params.extend(std::iter::repeat_n(AbiParam::new(types::F32), f.arity()));
+                s.returns.push(AbiParam::new(types::F32));
+                (f, self.ctx.func.import_signature(s))
+            })
+            .collect();
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
             let entry = b.create_block();
@@ -112,7 +155,7 @@ impl Codegen {
             let operands = nest.strides.len();
             let bases: Vec<Value> =
                 (0..operands).map(|k| b.ins().load(ptr, MemFlagsData::trusted(), params[0], (k * 8) as i32)).collect();
-            let mut e = Emitter { b, nest, prog, ptr, host: &host_refs, has_fma: self.has_fma };
+            let mut e = Emitter { b, nest, prog, ptr, host: &host_sigs, table: params[3], has_fma: self.has_fma };
             e.level(0, &bases, params[1], params[2]);
             e.b.ins().return_(&[]);
             e.b.seal_all_blocks();
@@ -120,33 +163,14 @@ impl Codegen {
         }
         self.module.define_function(id, &mut self.ctx).map_err(|e| format!("cranelift: {e:?}"))?;
         self.module.clear_context(&mut self.ctx);
-        self.cache.insert(key, id);
         self.defined.push(id);
-        Ok(id)
+        Ok(())
     }
+}
 
-    fn host_fn(&mut self, f: HostFn) -> Result<FuncId, String> {
-        if let Some(&id) = self.host.get(&f) {
-            return Ok(id);
-        }
-        let mut sig = self.module.make_signature();
-        sig.params.extend(std::iter::repeat_n(AbiParam::new(types::F32), f.arity()));
-        sig.returns.push(AbiParam::new(types::F32));
-        let id = self.module.declare_function(&f.symbol(), Linkage::Import, &sig).map_err(|e| e.to_string())?;
-        self.host.insert(f, id);
-        Ok(id)
-    }
-
-    /// Links the module; `resolve` then maps each id to its entry point.
-    pub(crate) fn finish(mut self) -> Result<(Code, HashMap<FuncId, ElementwiseFn>), String> {
-        self.module.finalize_definitions().map_err(|e| format!("cranelift: {e}"))?;
-        let mut fns = HashMap::new();
-        for &id in &self.defined {
-            let p = self.module.get_finalized_function(id);
-            // SAFETY: every defined function has the `ElementwiseFn` signature (see `elementwise`).
-            fns.insert(id, unsafe { std::mem::transmute::<*const u8, ElementwiseFn>(p) });
-        }
-        Ok((Code { module: Some(self.module) }, fns))
+impl<M: Module> KernelSink for Codegen<M> {
+    fn kernel(&mut self, nest: &LoopNest, prog: &Program) -> Result<(), String> {
+        self.elementwise(nest, prog)
     }
 }
 
@@ -156,7 +180,9 @@ struct Emitter<'a, 'f> {
     nest: &'a LoopNest,
     prog: &'a Program,
     ptr: Type,
-    host: &'a [(HostFn, FuncRef)],
+    host: &'a [(HostFn, SigRef)],
+    /// The host function table (kernel parameter 3).
+    table: Value,
     has_fma: bool,
 }
 
@@ -291,17 +317,18 @@ impl Emitter<'_, '_> {
         *regs.last().expect("programs are never empty")
     }
 
-    /// A host call, lane by lane for vectors.
+    /// A host call through the table, lane by lane for vectors.
     fn call(&mut self, ty: Type, f: HostFn, args: &[Value]) -> Value {
-        let fref = self.host.iter().find(|(h, _)| *h == f).expect("host functions are declared up front").1;
+        let sig = self.host.iter().find(|(h, _)| *h == f).expect("host signatures are imported up front").1;
+        let callee = self.b.ins().load(self.ptr, MemFlagsData::trusted(), self.table, (f.index() * 8) as i32);
         if ty == types::F32 {
-            let call = self.b.ins().call(fref, args);
+            let call = self.b.ins().call_indirect(sig, callee, args);
             return self.b.inst_results(call)[0];
         }
         let mut acc = args[0];
         for lane in 0..LANES as u8 {
             let lane_args: Vec<Value> = args.iter().map(|&a| self.b.ins().extractlane(a, lane)).collect();
-            let call = self.b.ins().call(fref, &lane_args);
+            let call = self.b.ins().call_indirect(sig, callee, &lane_args);
             let y = self.b.inst_results(call)[0];
             acc = self.b.ins().insertlane(acc, y, lane);
         }
@@ -312,10 +339,20 @@ impl Emitter<'_, '_> {
 macro_rules! host_fns {
     ($($variant:ident => $unary:expr),* $(,)?) => {
         impl HostFn {
-            pub(crate) const ALL: &'static [HostFn] = &[$(HostFn::$variant,)* HostFn::Pow];
+            const ALL: &'static [HostFn] = &[$(HostFn::$variant,)* HostFn::Pow];
 
-            /// The entry point generated code calls: the IR's own definition of the op, so the
-            /// JIT and the interpreter agree bit for bit.
+            /// Position in [`HostFn::table`].
+            fn index(self) -> usize {
+                HostFn::ALL.iter().position(|&f| f == self).expect("every host function is listed")
+            }
+
+            /// The entry points kernels call, indexed by [`HostFn::index`].
+            pub(crate) fn table() -> Vec<*const u8> {
+                HostFn::ALL.iter().map(|f| f.address()).collect()
+            }
+
+            /// The entry point: the IR's own definition of the op, so the JIT and the
+            /// interpreter agree bit for bit.
             fn address(self) -> *const u8 {
                 $(
                     #[allow(non_snake_case)]

@@ -12,6 +12,7 @@
 use super::codegen::{Code, ElementwiseFn};
 use super::lower::{Elementwise, Lowered, Step, StepKind, Storage, Vid};
 use super::memory::ALIGN;
+use super::program::HostFn;
 use crate::interp::{check_inputs, dispatch, Check};
 use crate::ExecError;
 use kiln_ir::{Graph, Tensor};
@@ -26,6 +27,11 @@ unsafe impl Send for Ptr {}
 unsafe impl Sync for Ptr {}
 
 impl Ptr {
+    /// The pointer (a method, so closures capture the whole `Ptr`).
+    pub(crate) fn raw(self) -> *mut f32 {
+        self.0
+    }
+
     /// The address `i` elements further (a method, so closures capture the whole `Ptr`).
     ///
     /// # Safety
@@ -97,8 +103,11 @@ pub(crate) struct Compiled {
     pub lowered: Lowered,
     pub kernels: Vec<ElementwiseFn>,
     pub workers: Workers,
+    /// [`HostFn::table`] as addresses (kernels receive it as `*const *const u8`).
+    host_table: Vec<usize>,
     arenas: Mutex<Vec<Vec<Line>>>,
-    _code: Code,
+    /// Keeps JIT-generated code mapped (absent when the kernels were linked ahead of time).
+    _code: Option<Code>,
 }
 
 impl Compiled {
@@ -106,10 +115,11 @@ impl Compiled {
         graph: Graph,
         lowered: Lowered,
         kernels: Vec<ElementwiseFn>,
-        code: Code,
+        code: Option<Code>,
         workers: Workers,
     ) -> Self {
-        Compiled { graph, lowered, kernels, workers, arenas: Mutex::new(Vec::new()), _code: code }
+        let host_table = HostFn::table().into_iter().map(|p| p as usize).collect();
+        Compiled { graph, lowered, kernels, workers, host_table, arenas: Mutex::new(Vec::new()), _code: code }
     }
 
     /// Runs the plan and returns the graph outputs.
@@ -227,9 +237,10 @@ impl Compiled {
     unsafe fn elementwise(&self, f: &Frame, e: &Elementwise) {
         let ptrs: Vec<Ptr> = e.operands.iter().map(|&v| f.ptr(v)).collect();
         let kernel = self.kernels[e.kernel];
+        let table = Ptr(self.host_table.as_ptr() as *mut f32);
         let call = |lo: usize, hi: usize| {
             // SAFETY: the kernel reads and writes only inside `lo..hi` of the outer extent.
-            unsafe { kernel(ptrs.as_ptr() as *const *mut f32, lo, hi) }
+            unsafe { kernel(ptrs.as_ptr() as *const *mut f32, lo, hi, table.raw() as *const *const u8) }
         };
         let chunk = (MIN_PARALLEL_WORK / e.inner.max(1)).max(1);
         if self.workers.threads() == 1 || e.outer * e.inner < 2 * MIN_PARALLEL_WORK || e.outer < 2 {

@@ -6,7 +6,6 @@
 //! everything else (control flow, integer ops, data-dependent shapes). Buffers get arena offsets
 //! from their lifetimes (`memory`).
 
-use super::codegen::Codegen;
 use super::host::{ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
 use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep};
 use super::memory::{self, Lifetime};
@@ -103,7 +102,16 @@ pub(crate) struct Lowered {
     pub buffer_offsets: Vec<usize>,
     pub arena_bytes: usize,
     pub boxed_slots: usize,
-    pub kernel_ids: Vec<cranelift_module::FuncId>,
+    /// Distinct elementwise kernels the plan calls (indices `0..kernels`).
+    pub kernels: usize,
+    /// A hash of every kernel's definition, so code compiled ahead of time can be checked
+    /// against the plan that links it.
+    pub fingerprint: u64,
+}
+
+/// Receives each distinct kernel, in index order, as lowering finds it.
+pub(crate) trait KernelSink {
+    fn kernel(&mut self, nest: &LoopNest, prog: &Program) -> Result<(), String>;
 }
 
 /// How a node is computed.
@@ -126,18 +134,17 @@ struct Group {
     members: Vec<NodeId>,
 }
 
-/// Lowers `g`; returns the plan and the code generator holding its kernels (to be finished).
-pub(crate) fn lower(g: &Graph) -> Result<(Lowered, Codegen), ExecError> {
+/// Lowers `g`, sending each distinct kernel to `sink`.
+pub(crate) fn lower(g: &Graph, sink: &mut dyn KernelSink) -> Result<Lowered, ExecError> {
     let order = g.topo_order()?;
-    let codegen = Codegen::new().map_err(internal)?;
     let mut l = Lowerer {
         g,
         vals: Vec::new(),
         vid: HashMap::new(),
         steps: Vec::new(),
-        codegen,
-        kernel_ids: Vec::new(),
+        sink,
         kernel_index: HashMap::new(),
+        fingerprint: FNV_OFFSET,
         buffers: 0,
         boxed: 0,
     };
@@ -148,30 +155,33 @@ pub(crate) fn lower(g: &Graph) -> Result<(Lowered, Codegen), ExecError> {
     let outputs: Vec<Vid> = g.outputs().iter().map(|v| l.vid[v]).collect();
     let lifetimes = l.lifetimes(&outputs);
     let (buffer_offsets, arena_bytes) = memory::assign(&lifetimes);
-    let lowered = Lowered {
+    Ok(Lowered {
+        kernels: l.kernel_index.len(),
+        fingerprint: l.fingerprint,
         vals: l.vals,
         steps: l.steps,
         outputs,
         buffer_offsets,
         arena_bytes,
         boxed_slots: l.boxed,
-        kernel_ids: l.kernel_ids,
-    };
-    Ok((lowered, l.codegen))
+    })
 }
 
 fn internal(message: String) -> ExecError {
     ExecError::Kernel { node: String::new(), op: "jit".into(), message }
 }
 
-struct Lowerer<'g> {
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+struct Lowerer<'g, 's> {
     g: &'g Graph,
     vals: Vec<Val>,
     vid: HashMap<ValueRef, Vid>,
     steps: Vec<Step>,
-    codegen: Codegen,
-    kernel_ids: Vec<cranelift_module::FuncId>,
-    kernel_index: HashMap<cranelift_module::FuncId, usize>,
+    sink: &'s mut dyn KernelSink,
+    /// Kernels by definition, so repeated shapes share code.
+    kernel_index: HashMap<String, usize>,
+    fingerprint: u64,
     buffers: usize,
     boxed: usize,
 }
@@ -182,7 +192,7 @@ fn f32_shape(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {
     (ty.dtype == DType::F32).then(|| ty.concrete_shape()).flatten()
 }
 
-impl Lowerer<'_> {
+impl Lowerer<'_, '_> {
     // ---- roles -------------------------------------------------------------------------
 
     fn assign_roles(&self, order: &[NodeId]) -> (HashMap<NodeId, Role>, Vec<Group>) {
@@ -352,11 +362,18 @@ impl Lowerer<'_> {
     }
 
     fn kernel(&mut self, nest: &LoopNest, prog: &Program) -> Result<usize, ExecError> {
-        let id = self.codegen.elementwise(nest, prog).map_err(internal)?;
-        Ok(*self.kernel_index.entry(id).or_insert_with(|| {
-            self.kernel_ids.push(id);
-            self.kernel_ids.len() - 1
-        }))
+        let key = format!("{nest:?}{prog:?}");
+        if let Some(&i) = self.kernel_index.get(&key) {
+            return Ok(i);
+        }
+        self.sink.kernel(nest, prog).map_err(internal)?;
+        // FNV-1a over the definitions, in index order.
+        for b in key.bytes() {
+            self.fingerprint = (self.fingerprint ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        let i = self.kernel_index.len();
+        self.kernel_index.insert(key, i);
+        Ok(i)
     }
 
     fn emit(&mut self, id: NodeId, roles: &HashMap<NodeId, Role>, groups: &[Group]) -> Result<(), ExecError> {
@@ -457,7 +474,7 @@ impl Lowerer<'_> {
                 let cols: usize = if *legacy { xs[a.min(xs.len())..].iter().product() } else { xs[a] };
                 let total: usize = xs.iter().product();
                 let log = matches!(node.op, Op::LogSoftmax { .. });
-                StepKind::Softmax(SoftmaxStep { x, y, log, rows: if cols == 0 { 0 } else { total / cols }, cols })
+                StepKind::Softmax(SoftmaxStep { x, y, log, rows: total.checked_div(cols).unwrap_or(0), cols })
             }
             Op::Lrn(lrn) => StepKind::Lrn(LrnStep {
                 x,
@@ -558,7 +575,7 @@ impl Lowerer<'_> {
                     Op::Transpose { perm } => {
                         let st = contiguous_strides(&shape);
                         let perm: Vec<usize> = match perm {
-                            Some(p) => p.iter().map(|&d| d as usize).collect(),
+                            Some(p) => p.clone(),
                             None => (0..shape.len()).rev().collect(),
                         };
                         operands.push((

@@ -4,6 +4,8 @@
 //! in place, native pooling/Softmax/LRN/Concat kernels, and calls into the interpreter's
 //! kernels for everything else — with every intermediate in one arena sized by a liveness plan.
 //! Graphs with symbolic dims are compiled on first use for each distinct set of input shapes.
+//! [`Jit::compile_object`] writes the kernels as an object file instead, and [`Jit::link`]
+//! builds the same plan around them in another program, with no code generation at start-up.
 //!
 //! - `program`: what an elementwise kernel computes (a small f32 program) over which loop nest;
 //! - `codegen`: Cranelift module, host ISA detection, kernel emission;
@@ -35,9 +37,11 @@ mod program;
 #[cfg(test)]
 mod tests;
 
+pub use codegen::ElementwiseFn;
 pub use lower::Engine;
 
 use crate::{Backend, ExecError, Executable};
+use codegen::Codegen;
 use exec::{Compiled, Workers};
 use kiln_ir::{Graph, Tensor};
 use std::collections::HashMap;
@@ -60,13 +64,75 @@ impl Jit {
     /// dims first, or use [`Backend::prepare`], which compiles per input shape on first run).
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph, ExecError> {
         let start = Instant::now();
-        let (lowered, codegen) = lower::lower(graph)?;
-        let (code, fns) = codegen.finish().map_err(|m| kernel_error(&graph.name, m))?;
-        let kernels = lowered.kernel_ids.iter().map(|id| fns[id]).collect();
+        let mut codegen = Codegen::jit().map_err(|m| kernel_error(&graph.name, m))?;
+        let lowered = lower::lower(graph, &mut codegen)?;
+        let (code, kernels) = codegen.finish().map_err(|m| kernel_error(&graph.name, m))?;
+        self.assemble(graph, lowered, kernels, Some(code), start)
+    }
+
+    /// Compiles `graph`'s kernels into a relocatable object file for this machine's target
+    /// (kernel `i` is exported as `{prefix}_kernel_{i}`), for [`Jit::link`] in another program.
+    pub fn compile_object(&self, graph: &Graph, prefix: &str) -> Result<ObjectCode, ExecError> {
+        let mut codegen = Codegen::object(prefix).map_err(|m| kernel_error(&graph.name, m))?;
+        let lowered = lower::lower(graph, &mut codegen)?;
+        let object = codegen.finish_object().map_err(|m| kernel_error(&graph.name, m))?;
+        let symbols =
+            (0..lowered.kernels).map(|i| Codegen::<cranelift_object::ObjectModule>::symbol(prefix, i)).collect();
+        Ok(ObjectCode { object, symbols, fingerprint: lowered.fingerprint })
+    }
+
+    /// Builds the plan for `graph` around kernels compiled ahead of time by
+    /// [`Jit::compile_object`] on the same graph (no code generation). `fingerprint` is the
+    /// one `compile_object` reported; a different graph or Kiln version is refused.
+    pub fn link(&self, graph: &Graph, kernels: &[ElementwiseFn], fingerprint: u64) -> Result<CompiledGraph, ExecError> {
+        let start = Instant::now();
+        let lowered = lower::lower(graph, &mut Prelinked)?;
+        if lowered.kernels != kernels.len() || lowered.fingerprint != fingerprint {
+            return Err(kernel_error(
+                &graph.name,
+                format!(
+                    "the linked object has {} kernels (fingerprint {fingerprint:016x}) but this graph needs {} \
+                     (fingerprint {:016x}); recompile it with `kiln compile` for this model and Kiln version",
+                    kernels.len(),
+                    lowered.kernels,
+                    lowered.fingerprint
+                ),
+            ));
+        }
+        self.assemble(graph, lowered, kernels.to_vec(), None, start)
+    }
+
+    fn assemble(
+        &self,
+        graph: &Graph,
+        lowered: lower::Lowered,
+        kernels: Vec<ElementwiseFn>,
+        code: Option<codegen::Code>,
+        start: Instant,
+    ) -> Result<CompiledGraph, ExecError> {
         let workers = Workers::new(self.threads).map_err(|m| kernel_error(&graph.name, m))?;
         let report = PlanReport::of(&lowered, workers.threads(), start.elapsed().as_secs_f64() * 1e3);
         Ok(CompiledGraph { inner: Compiled::new(graph.clone(), lowered, kernels, code, workers), report })
     }
+}
+
+/// Kernels that already exist (linked into the program): lowering only counts them.
+struct Prelinked;
+
+impl lower::KernelSink for Prelinked {
+    fn kernel(&mut self, _: &program::LoopNest, _: &program::Program) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// An object file of kernels and what linking it needs.
+pub struct ObjectCode {
+    /// The relocatable object (ELF on Linux) for this machine's target.
+    pub object: Vec<u8>,
+    /// Exported kernel symbols, in index order.
+    pub symbols: Vec<String>,
+    /// Identifies the plan these kernels belong to (see [`Jit::link`]).
+    pub fingerprint: u64,
 }
 
 fn kernel_error(what: &str, message: String) -> ExecError {
@@ -181,7 +247,7 @@ impl PlanReport {
         PlanReport {
             steps,
             arena_bytes: l.arena_bytes,
-            kernels: l.kernel_ids.len(),
+            kernels: l.kernels,
             fallback_ops: fallback.into_iter().collect(),
             threads,
             compile_ms,

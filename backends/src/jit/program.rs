@@ -33,11 +33,6 @@ pub(crate) enum HostFn {
 }
 
 impl HostFn {
-    /// The symbol generated code imports.
-    pub(crate) fn symbol(self) -> String {
-        format!("kiln_host_{self:?}").to_lowercase()
-    }
-
     pub(crate) fn arity(self) -> usize {
         if self == HostFn::Pow {
             2
