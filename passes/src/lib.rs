@@ -4,7 +4,10 @@
 //! - [`pass`]: the [`Pass`] trait, [`PassStats`] (what a pass changed) and [`PassError`];
 //! - [`manager`]: [`PassManager`], which runs passes in order, verifies, and can stop early;
 //! - [`fold`]: [`ConstantFold`], evaluating pure nodes with constant inputs through an [`Evaluator`];
-//! - [`dce`]: [`DeadCode`], removing nodes no graph output needs.
+//! - [`dce`]: [`DeadCode`], removing nodes no graph output needs;
+//! - [`egraph`]: [`EGraphPass`], equality saturation with egg — the tensor language, the e-class
+//!   analysis (types, constant folding), the cost model and extraction, IR translation;
+//! - [`rules`]: the rewrite tables it runs (`simplify`, `reparam`, `fusion`).
 //!
 //! ```
 //! use kiln_ir::{DType, Graph, Op, Tensor, TensorType, op::Unary};

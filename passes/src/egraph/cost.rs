@@ -155,20 +155,74 @@ pub fn extract(eg: &EGraph, roots: &[Id]) -> Result<Extraction, String> {
             break;
         }
     }
+    let mut pick: Vec<Option<usize>> = best.iter().map(|b| b.as_ref().map(|b| b.node)).collect();
+    let roots: Vec<usize> = roots.iter().map(|&r| index[&eg.find(r)]).collect();
+    let dag = |pick: &[Option<usize>]| dag_cost(&kids, &local, pick, &roots);
+    let mut cost = dag(&pick).ok_or("the roots have no acyclic choice")?;
+    // Greedy choices ignore sharing across classes (folding a BN into a conv that something else
+    // also reads duplicates the conv); a few rounds of single-class swaps on the whole DAG fix that.
+    for _round in 0..3 {
+        let mut improved = false;
+        for i in 0..n {
+            for (ni, ch) in kids[i].iter().enumerate() {
+                if pick[i] == Some(ni) || ch.iter().any(|&c| pick[c].is_none()) {
+                    continue;
+                }
+                let old = pick[i].replace(ni);
+                match dag(&pick) {
+                    Some(c) if c < cost => {
+                        cost = c;
+                        improved = true;
+                    }
+                    _ => pick[i] = old,
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
     let mut choice = HashMap::new();
-    let mut total = vec![0u64; words];
-    let mut stack: Vec<Id> = roots.iter().map(|&r| eg.find(r)).collect();
-    while let Some(id) = stack.pop() {
-        if choice.contains_key(&id) {
+    let mut stack: Vec<usize> = roots.clone();
+    while let Some(i) = stack.pop() {
+        if choice.contains_key(&ids[i]) {
             continue;
         }
-        let i = index[&id];
-        let b = best[i].as_ref().ok_or_else(|| format!("e-class {id} has no acyclic choice"))?;
-        total[i / 64] |= 1 << (i % 64);
-        let node = eg[id].nodes[b.node].clone();
-        stack.extend(node.children().iter().map(|&c| eg.find(c)));
-        choice.insert(id, node);
+        let node = eg[ids[i]].nodes[pick[i].expect("acyclic choice checked")].clone();
+        stack.extend(&kids[i][pick[i].expect("checked")]);
+        choice.insert(ids[i], node);
     }
-    let cost = (0..n).filter(|&i| has(&total, i)).map(|i| best[i].as_ref().map_or(0.0, |b| local[i][b.node])).sum();
     Ok(Extraction { choice, cost })
+}
+
+/// Total local cost of the classes the roots need under `pick`, each counted once; `None` when
+/// a needed class has no choice or the choices form a cycle.
+fn dag_cost(kids: &[Vec<Vec<usize>>], local: &[Vec<f64>], pick: &[Option<usize>], roots: &[usize]) -> Option<f64> {
+    // 0 = unseen, 1 = on the current path, 2 = done.
+    let mut state = vec![0u8; pick.len()];
+    let mut total = 0.0;
+    let mut stack: Vec<(usize, bool)> = roots.iter().map(|&r| (r, false)).collect();
+    while let Some((i, leaving)) = stack.pop() {
+        if leaving {
+            state[i] = 2;
+            continue;
+        }
+        match state[i] {
+            2 => continue,
+            1 => return None,
+            _ => {}
+        }
+        let ni = pick[i]?;
+        state[i] = 1;
+        total += local[i][ni];
+        stack.push((i, true));
+        for &c in &kids[i][ni] {
+            match state[c] {
+                1 => return None,
+                0 => stack.push((c, false)),
+                _ => {}
+            }
+        }
+    }
+    Some(total)
 }
