@@ -44,7 +44,7 @@ pub struct CompiledModel {
 
 enum Compiled {
     /// Every shape known: one plan.
-    Static(CompiledGraph),
+    Static(Box<CompiledGraph>),
     /// Symbolic input dims left unbound: compiled per input shapes on first use.
     PerShape(Box<dyn Executable>),
 }
@@ -94,18 +94,11 @@ impl Compiler {
         let graph = &session.model().graph;
         let exec = |e| KilnError::Exec { backend: "jit", source: Box::new(e) };
         let exe = if graph.input_symbols().is_empty() {
-            Compiled::Static(jit.compile(graph).map_err(exec)?)
+            Compiled::Static(Box::new(jit.compile(graph).map_err(exec)?))
         } else {
             Compiled::PerShape(jit.prepare(graph).map_err(exec)?)
         };
-        let codegen = ms(start);
-        let names = |vs: Vec<kiln_ir::ValueRef>| vs.iter().map(|&v| graph.value_name(v).to_string()).collect();
-        Ok(CompiledModel {
-            exe,
-            input_names: names(graph.input_values()),
-            output_names: names(graph.outputs().to_vec()),
-            times: CompileTimes { import: 0.0, passes, codegen },
-        })
+        Ok(CompiledModel::new(graph, exe, CompileTimes { import: 0.0, passes, codegen: ms(start) }))
     }
 }
 
@@ -118,6 +111,21 @@ fn exec_error(e: ExecError) -> KilnError {
 }
 
 impl CompiledModel {
+    fn new(graph: &kiln_ir::Graph, exe: Compiled, times: CompileTimes) -> CompiledModel {
+        let names = |vs: Vec<kiln_ir::ValueRef>| vs.iter().map(|&v| graph.value_name(v).to_string()).collect();
+        CompiledModel {
+            exe,
+            input_names: names(graph.input_values()),
+            output_names: names(graph.outputs().to_vec()),
+            times,
+        }
+    }
+
+    /// Wraps a plan compiled elsewhere (ahead-of-time kernels, see [`crate::aot`]).
+    pub(crate) fn from_compiled(graph: &kiln_ir::Graph, compiled: CompiledGraph, times: CompileTimes) -> CompiledModel {
+        CompiledModel::new(graph, Compiled::Static(Box::new(compiled)), times)
+    }
+
     /// Runs on `inputs` (in [`Self::input_names`] order); returns the outputs in order.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, KilnError> {
         match &self.exe {

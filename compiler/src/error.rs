@@ -54,6 +54,8 @@ pub enum KilnError {
     TooMuchMemory { need: u64, limit: u64, limit_source: &'static str, value: String, ty: TensorType, value_bytes: u64 },
     #[error("conformance: {0}")]
     Conformance(String),
+    #[error("ahead-of-time compilation: {0}")]
+    Aot(String),
 }
 
 /// The lower layers' errors are boxed to keep `Result<_, KilnError>` small.

@@ -1,5 +1,6 @@
 //! Kiln: an ONNX compiler for neural networks — driver, ONNX import/export, CLI and public API.
 //!
+//! - [`aot`]: `kiln compile`'s object files and [`aot::load`] for hosts that link them;
 //! - [`api`]: [`Compiler`] and [`CompiledModel`], the embedding API (compile once, run from any thread);
 //! - [`model`]: [`Model`], a graph plus the ONNX metadata needed to report on and export it;
 //! - [`onnx`]: ONNX import into Kiln's IR and export back;
@@ -30,6 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod aot;
 pub mod api;
 pub mod cli;
 pub mod conformance;

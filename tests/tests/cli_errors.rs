@@ -258,6 +258,28 @@ fn opt_does_not_write_on_failure() {
 }
 
 #[test]
+fn compile_refuses_bad_models_prefixes_and_symbolic_dims_without_writing() {
+    let dir = TempDir::new("compile");
+    let out = dir.path("artifact");
+    let garbage = dir.write("g.onnx", b"garbage");
+    let (code, _, stderr) = kiln(&[&"compile", &garbage, &"-o", &out]);
+    assert!(code != 0 && stderr.contains("not a valid ONNX model"), "{stderr}");
+    let good = dir.write("m.onnx", &relu(&["2", "3"]));
+    let (code, _, stderr) = kiln(&[&"compile", &good, &"-o", &out, &"--prefix", &"9-bad"]);
+    assert!(code != 0 && stderr.contains("must be a Rust identifier"), "{stderr}");
+    let symbolic = dir.write("s.onnx", &relu(&["n", "3"]));
+    let (code, _, stderr) = kiln(&[&"compile", &symbolic, &"-o", &out]);
+    assert!(code != 0 && stderr.contains("symbolic dims (n)"), "{stderr}");
+    assert!(!out.exists(), "nothing is written on failure");
+    let (code, stdout, stderr) = kiln(&[&"compile", &good, &"-o", &out, &"--prefix", &"relu_model"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 kernels"), "{stdout}");
+    let glue = std::fs::read_to_string(out.join("kernels.rs")).unwrap();
+    assert!(glue.contains("fn relu_model_kernel_0("), "{glue}");
+    assert!(std::fs::metadata(out.join("kernels.o")).unwrap().len() > 0 && out.join("model.onnx").exists());
+}
+
+#[test]
 fn unknown_dim_lists_the_symbols() {
     let dir = TempDir::new("unknown-dim");
     let m = dir.write("m.onnx", &relu(&["batch", "3"]));

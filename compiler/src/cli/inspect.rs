@@ -179,6 +179,42 @@ fn giga(flops: u64) -> String {
     format!("{:.2} GFLOP", flops as f64 / 1e9)
 }
 
+/// The JIT plan: steps per engine, fused groups, interpreter fallbacks, arena and code size.
+fn print_plan(out: &mut dyn Write, plan: &PlanReport) -> std::io::Result<()> {
+    let count = |e: Engine| plan.steps.iter().filter(|s| s.engine == e).count();
+    writeln!(
+        out,
+        "plan        {} steps: {} generated, {} GEMM core, {} native, {} interpreter fallback ({} threads, compiled in {:.1} ms)",
+        plan.steps.len(),
+        count(Engine::Cranelift),
+        count(Engine::Gemm),
+        count(Engine::Host),
+        count(Engine::Interpreter),
+        plan.threads,
+        plan.compile_ms
+    )?;
+    writeln!(
+        out,
+        "  arena    {} bytes for all intermediates; {} distinct kernels",
+        grouped(plan.arena_bytes as u64),
+        plan.kernels
+    )?;
+    let fused = plan.steps.iter().filter(|s| s.ops.len() > 1).count();
+    writeln!(out, "  fused    {fused} steps compute more than one node")?;
+    let fallbacks: Vec<String> = plan.fallback_ops.iter().map(|(op, n)| format!("{op} {n}")).collect();
+    writeln!(out, "  fallback {}", if fallbacks.is_empty() { "none".to_string() } else { fallbacks.join(", ") })?;
+    for s in &plan.steps {
+        writeln!(
+            out,
+            "    {:<12} {:<40} {}",
+            format!("{:?}", s.engine).to_lowercase(),
+            s.ops.join("+"),
+            s.nodes.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,29 +233,4 @@ mod tests {
         assert_eq!(grouped(1_235_496), "1,235,496");
         assert_eq!(giga(1_700_000_000), "1.70 GFLOP");
     }
-}
-
-/// The JIT plan: steps per engine, fused groups, interpreter fallbacks, arena and code size.
-fn print_plan(out: &mut dyn Write, plan: &PlanReport) -> std::io::Result<()> {
-    let count = |e: Engine| plan.steps.iter().filter(|s| s.engine == e).count();
-    writeln!(
-        out,
-        "plan        {} steps: {} generated, {} GEMM core, {} native, {} interpreter fallback ({} threads, compiled in {:.1} ms)",
-        plan.steps.len(),
-        count(Engine::Cranelift),
-        count(Engine::Gemm),
-        count(Engine::Host),
-        count(Engine::Interpreter),
-        plan.threads,
-        plan.compile_ms
-    )?;
-    writeln!(out, "  arena    {} bytes for all intermediates; {} distinct kernels", grouped(plan.arena_bytes as u64), plan.kernels)?;
-    let fused = plan.steps.iter().filter(|s| s.ops.len() > 1).count();
-    writeln!(out, "  fused    {fused} steps compute more than one node")?;
-    let fallbacks: Vec<String> = plan.fallback_ops.iter().map(|(op, n)| format!("{op} {n}")).collect();
-    writeln!(out, "  fallback {}", if fallbacks.is_empty() { "none".to_string() } else { fallbacks.join(", ") })?;
-    for s in &plan.steps {
-        writeln!(out, "    {:<12} {:<40} {}", format!("{:?}", s.engine).to_lowercase(), s.ops.join("+"), s.nodes.join(", "))?;
-    }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 //! [`run`] takes its arguments and output streams as parameters so tests drive it in-process.
 
 mod bench;
+mod compile;
 mod conformance;
 mod inspect;
 mod opt;
@@ -32,6 +33,8 @@ enum Command {
     Opt(opt::Args),
     /// Run the ONNX node conformance suite and print a per-op pass/fail table.
     Conformance(conformance::Args),
+    /// Compile ahead of time: an object file of kernels, the optimized model and Rust glue.
+    Compile(compile::Args),
     /// Time a model on the JIT and the interpreter; report compile time by phase.
     Bench(bench::Args),
 }
@@ -54,6 +57,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         Command::Run(args) => run::execute(args, out),
         Command::Opt(args) => opt::execute(args, out),
         Command::Conformance(args) => conformance::execute(args, out),
+        Command::Compile(args) => compile::execute(args, out),
         Command::Bench(args) => bench::execute(args, out),
     };
     match result {

@@ -1,0 +1,40 @@
+//! `kiln compile MODEL -o DIR [--prefix NAME] [--json]`: ahead-of-time compilation into an
+//! object file of kernels, the optimized model and Rust glue (see [`crate::aot`]).
+
+use super::print_json;
+use crate::aot::{self, Artifact};
+use crate::KilnError;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The ONNX model file.
+    model: PathBuf,
+    /// The folder to write model.onnx, kernels.o and kernels.rs into.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: PathBuf,
+    /// Prefix of the kernel symbols (a Rust identifier; distinct per model linked into one program).
+    #[arg(long, default_value = "kiln")]
+    prefix: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
+    let artifact = aot::compile_dir(&args.model, &args.output, &args.prefix)?;
+    if args.json {
+        print_json(out, &artifact)
+    } else {
+        print_text(out, &artifact).map_err(KilnError::Report)
+    }
+}
+
+fn print_text(out: &mut dyn Write, a: &Artifact) -> std::io::Result<()> {
+    writeln!(out, "{} kernels ({} bytes of code), fingerprint {}", a.kernels, a.object_bytes, a.fingerprint)?;
+    for f in &a.files {
+        writeln!(out, "  wrote {}", f.display())?;
+    }
+    writeln!(out, "link kernels.o into the host and call kiln::aot::load (see examples/aot-host)")
+}
