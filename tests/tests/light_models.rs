@@ -23,7 +23,11 @@ fn check_model(name: &str, backend: BackendKind) {
         .zip(outputs.iter().zip(&m.expected))
         .map(|(n, (a, b))| (n.as_str(), rel_l2(a, b)))
         .collect();
-    eprintln!("{name} ({}): load {loaded:.2?}, run {:.2?}, rel L2 {errors:?}", backend.name(), start.elapsed() - loaded);
+    eprintln!(
+        "{name} ({}): load {loaded:.2?}, run {:.2?}, rel L2 {errors:?}",
+        backend.name(),
+        start.elapsed() - loaded
+    );
     for (output, err) in &errors {
         assert!(*err <= TOLERANCE, "{name}: output '{output}' has relative L2 error {err:.3e} > {TOLERANCE:e}");
     }
