@@ -3,7 +3,9 @@
 //! is specialized by the geometry fixed at lowering and parallel over independent planes/rows.
 
 use super::exec::{Ptr, Workers};
+use super::linalg::MAX_DIRECT_KERNEL;
 use super::lower::Vid;
+use super::rows::{accumulate, segment, valid_span, Acc};
 
 /// Max or average pooling of NCHW planes.
 #[derive(Clone, Debug)]
@@ -28,7 +30,13 @@ impl PoolStep {
     /// `x` and `y` point at `planes` planes of the lowered extents and do not overlap.
     pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, y: Ptr) {
         let (pin, pout) = (self.h * self.w, self.oh * self.ow);
-        workers.for_each(self.planes, pout * self.kernel[0] * self.kernel[1], |p| {
+        let (sx, kw) = (self.stride[1], self.kernel[1]);
+        let mut spans = [(0, 0, 0); MAX_DIRECT_KERNEL];
+        for (kx, s) in spans.iter_mut().enumerate().take(kw) {
+            *s = valid_span(self.ow, self.w, sx, self.pad_begin[1], kx);
+        }
+        let acc = if self.max { Acc::Max } else { Acc::Add };
+        workers.for_each(self.planes, pout * self.kernel[0] * kw, |p| {
             // SAFETY: plane `p` is in bounds of both buffers.
             let (src, dst) = unsafe {
                 (std::slice::from_raw_parts(x.add(p * pin), pin), std::slice::from_raw_parts_mut(y.add(p * pout), pout))
@@ -36,17 +44,22 @@ impl PoolStep {
             for oy in 0..self.oh {
                 let (y0, y1, py) =
                     window(oy, self.stride[0], self.pad_begin[0], self.pad_end[0], self.kernel[0], self.h);
-                for ox in 0..self.ow {
-                    let (x0, x1, px) =
-                        window(ox, self.stride[1], self.pad_begin[1], self.pad_end[1], self.kernel[1], self.w);
-                    let rows = (y0..y1).map(|iy| &src[iy * self.w + x0..iy * self.w + x1]);
-                    dst[oy * self.ow + ox] = if self.max {
-                        rows.flatten().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
-                    } else {
-                        let sum: f32 = rows.flatten().sum();
+                let out = &mut dst[oy * self.ow..(oy + 1) * self.ow];
+                out.fill(if self.max { f32::NEG_INFINITY } else { 0.0 });
+                for iy in y0..y1 {
+                    let line = &src[iy * self.w..(iy + 1) * self.w];
+                    for &span in &spans[..kw] {
+                        if span.0 < span.1 {
+                            accumulate(&mut out[span.0..span.1], segment(line, span, sx), sx, acc);
+                        }
+                    }
+                }
+                if !self.max {
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        let (x0, x1, px) = window(ox, sx, self.pad_begin[1], self.pad_end[1], kw, self.w);
                         let count = if self.count_include_pad { py * px } else { (y1 - y0) * (x1 - x0) };
-                        sum / count.max(1) as f32
-                    };
+                        *o /= count.max(1) as f32;
+                    }
                 }
             }
         });

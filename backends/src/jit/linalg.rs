@@ -8,6 +8,10 @@
 
 use super::exec::{Ptr, Workers};
 use super::lower::Vid;
+use super::rows::{accumulate, segment, valid_span, Acc};
+
+/// The widest kernel the direct (depthwise, pooling) paths take; wider ones use im2col.
+pub(crate) const MAX_DIRECT_KERNEL: usize = 16;
 
 /// A matrix operand: its value and element strides (row, column, batch).
 #[derive(Clone, Debug)]
@@ -184,7 +188,7 @@ impl ConvStep {
                     std::slice::from_raw_parts_mut(col.add(r * plane_out), plane_out),
                 )
             };
-            let (ox0, ox1) = valid_range(self.ow, self.w_in, self.stride[1], self.pad[1], kj * self.dilation[1]);
+            let (ox0, ox1, ix0) = valid_span(self.ow, self.w_in, self.stride[1], self.pad[1], kj * self.dilation[1]);
             for oy in 0..self.oh {
                 let row = &mut dst[oy * self.ow..(oy + 1) * self.ow];
                 let iy = (oy * self.stride[0] + ki * self.dilation[0]) as isize - self.pad[0] as isize;
@@ -195,7 +199,6 @@ impl ConvStep {
                 let line = &src[iy as usize * self.w_in..(iy as usize + 1) * self.w_in];
                 row[..ox0].fill(0.0);
                 row[ox1..].fill(0.0);
-                let ix0 = ox0 * self.stride[1] + kj * self.dilation[1] - self.pad[1];
                 if self.stride[1] == 1 {
                     row[ox0..ox1].copy_from_slice(&line[ix0..ix0 + (ox1 - ox0)]);
                 } else {
@@ -207,9 +210,15 @@ impl ConvStep {
         });
     }
 
-    /// One filter per channel, summed directly over the window.
+    /// One filter per channel, summed directly over the window, one output row at a time (the
+    /// row stays in L1 while every tap adds into it).
     unsafe fn depthwise(&self, workers: &Workers, x: Ptr, w: Ptr, y: Ptr) {
         let (plane_in, plane_out, taps) = (self.h * self.w_in, self.oh * self.ow, self.kh * self.kw);
+        let sx = self.stride[1];
+        let mut spans = [(0, 0, 0); MAX_DIRECT_KERNEL];
+        for (kj, s) in spans.iter_mut().enumerate().take(self.kw) {
+            *s = valid_span(self.ow, self.w_in, sx, self.pad[1], kj * self.dilation[1]);
+        }
         workers.for_each(self.cout, plane_out * taps, |c| {
             // SAFETY: channel `c` of input, weights and output are in bounds.
             let (src, filt, dst) = unsafe {
@@ -219,67 +228,23 @@ impl ConvStep {
                     std::slice::from_raw_parts_mut(y.add(c * plane_out), plane_out),
                 )
             };
-            dst.fill(0.0);
-            for ki in 0..self.kh {
-                for kj in 0..self.kw {
-                    let wv = filt[ki * self.kw + kj];
-                    let (ox0, ox1) =
-                        valid_range(self.ow, self.w_in, self.stride[1], self.pad[1], kj * self.dilation[1]);
-                    if ox0 >= ox1 {
+            for oy in 0..self.oh {
+                let out = &mut dst[oy * self.ow..(oy + 1) * self.ow];
+                out.fill(0.0);
+                for ki in 0..self.kh {
+                    let iy = (oy * self.stride[0] + ki * self.dilation[0]) as isize - self.pad[0] as isize;
+                    if iy < 0 || iy >= self.h as isize {
                         continue;
                     }
-                    for oy in 0..self.oh {
-                        let iy = (oy * self.stride[0] + ki * self.dilation[0]) as isize - self.pad[0] as isize;
-                        if iy < 0 || iy >= self.h as isize {
-                            continue;
-                        }
-                        let line = &src[iy as usize * self.w_in..(iy as usize + 1) * self.w_in];
-                        let out = &mut dst[oy * self.ow + ox0..oy * self.ow + ox1];
-                        let ix0 = ox0 * self.stride[1] + kj * self.dilation[1] - self.pad[1];
-                        if self.stride[1] == 1 {
-                            for (o, &v) in out.iter_mut().zip(&line[ix0..ix0 + (ox1 - ox0)]) {
-                                *o += wv * v;
-                            }
-                        } else {
-                            for (i, o) in out.iter_mut().enumerate() {
-                                *o += wv * line[ix0 + i * self.stride[1]];
-                            }
+                    let line = &src[iy as usize * self.w_in..(iy as usize + 1) * self.w_in];
+                    for (kj, &span) in spans[..self.kw].iter().enumerate() {
+                        if span.0 < span.1 {
+                            let acc = Acc::MulAdd(filt[ki * self.kw + kj]);
+                            accumulate(&mut out[span.0..span.1], segment(line, span, sx), sx, acc);
                         }
                     }
                 }
             }
         });
-    }
-}
-
-/// The output positions `ox0..ox1` whose input column `ox·stride + offset - pad` is inside
-/// `0..width`.
-fn valid_range(out: usize, width: usize, stride: usize, pad: usize, offset: usize) -> (usize, usize) {
-    // first ox with ox·stride + offset ≥ pad
-    let lo = if offset >= pad { 0 } else { (pad - offset).div_ceil(stride) };
-    // last ox with ox·stride + offset - pad ≤ width - 1
-    let hi = if width + pad <= offset { 0 } else { ((width + pad - offset - 1) / stride + 1).min(out) };
-    (lo.min(out), hi.max(lo.min(out)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_range;
-
-    #[test]
-    fn valid_range_matches_a_scan() {
-        for (out, width, stride, pad, offset) in
-            [(5, 5, 1, 1, 0), (5, 5, 1, 1, 2), (3, 7, 2, 1, 0), (4, 3, 1, 3, 0), (2, 9, 3, 0, 4)]
-        {
-            let scan: Vec<usize> = (0..out)
-                .filter(|&o| {
-                    let i = (o * stride + offset) as isize - pad as isize;
-                    i >= 0 && i < width as isize
-                })
-                .collect();
-            let (lo, hi) = valid_range(out, width, stride, pad, offset);
-            let expect = scan.first().map_or((lo, lo), |&f| (f, scan.last().unwrap() + 1));
-            assert_eq!((lo, hi), expect, "{out} {width} {stride} {pad} {offset}");
-        }
     }
 }

@@ -7,7 +7,7 @@
 //! from their lifetimes (`memory`).
 
 use super::host::{ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
-use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep};
+use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep, MAX_DIRECT_KERNEL};
 use super::memory::{self, Lifetime};
 use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
 use crate::ExecError;
@@ -271,8 +271,9 @@ impl Lowerer<'_, '_> {
         match op {
             Op::Pool(p) => {
                 let dil_one = p.window.dilations.iter().all(|&d| d == 1);
+                let narrow = p.kernel().get(1).is_some_and(|&k| k <= MAX_DIRECT_KERNEL);
                 let kind_ok = matches!(p.kind, PoolKind::Max | PoolKind::Average { .. });
-                node.outputs.len() == 1 && x.is_some_and(|s| s.len() == 4) && dil_one && kind_ok
+                node.outputs.len() == 1 && x.is_some_and(|s| s.len() == 4) && dil_one && kind_ok && narrow
             }
             Op::GlobalPool(kind) => matches!(kind, PoolKind::Max | PoolKind::Average { .. }),
             Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => x.is_some_and(|s| {
@@ -662,7 +663,7 @@ impl Lowerer<'_, '_> {
                 let (x, w) = (vid(0).expect("conv input"), vid(1).expect("conv weight"));
                 let (xs, ws) = (self.shape(x), self.shape(w));
                 let geo = c.window.resolve(&xs[2..], &ws[2..], false).map_err(|m| self.fail(a, m))?;
-                let depthwise = c.group == xs[1] && ws[0] == c.group && ws[1] == 1;
+                let depthwise = c.group == xs[1] && ws[0] == c.group && ws[1] == 1 && ws[3] <= MAX_DIRECT_KERNEL;
                 let pointwise = ws[2] == 1
                     && ws[3] == 1
                     && geo.strides.iter().all(|&s| s == 1)

@@ -13,6 +13,7 @@
 //! - `memory`: arena offsets from buffer lifetimes;
 //! - `linalg`: the GEMM core, im2col / pointwise / depthwise convolution;
 //! - `host`: native pooling, Softmax, LRN, Concat;
+//! - `rows`: the vectorized row loops depthwise convolution and pooling share;
 //! - `exec`: running a plan (pointers, worker pool, arena pool) — all calls into generated code.
 //!
 //! ```
@@ -34,6 +35,7 @@ mod linalg;
 mod lower;
 mod memory;
 mod program;
+mod rows;
 #[cfg(test)]
 mod tests;
 
