@@ -18,7 +18,6 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use kiln_ir::op::{Binary, Unary};
 
 /// An elementwise kernel: operand pointers (inputs then output), the range of the outermost
 /// extent to cover, and the host function table.
@@ -334,47 +333,4 @@ impl Emitter<'_, '_> {
         }
         acc
     }
-}
-
-macro_rules! host_fns {
-    ($($variant:ident => $unary:expr),* $(,)?) => {
-        impl HostFn {
-            const ALL: &'static [HostFn] = &[$(HostFn::$variant,)* HostFn::Pow];
-
-            /// Position in [`HostFn::table`].
-            fn index(self) -> usize {
-                HostFn::ALL.iter().position(|&f| f == self).expect("every host function is listed")
-            }
-
-            /// The entry points kernels call, indexed by [`HostFn::index`].
-            pub(crate) fn table() -> Vec<*const u8> {
-                HostFn::ALL.iter().map(|f| f.address()).collect()
-            }
-
-            /// The entry point: the IR's own definition of the op, so the JIT and the
-            /// interpreter agree bit for bit.
-            fn address(self) -> *const u8 {
-                $(
-                    #[allow(non_snake_case)]
-                    extern "C" fn $variant(x: f32) -> f32 {
-                        $unary.eval_f64(x as f64) as f32
-                    }
-                )*
-                extern "C" fn pow(a: f32, b: f32) -> f32 {
-                    Binary::Pow.eval_f64(a as f64, b as f64) as f32
-                }
-                match self {
-                    $(HostFn::$variant => $variant as *const u8,)*
-                    HostFn::Pow => pow as *const u8,
-                }
-            }
-        }
-    };
-}
-
-host_fns! {
-    Exp => Unary::Exp, Log => Unary::Log, Tanh => Unary::Tanh, Sigmoid => Unary::Sigmoid, Erf => Unary::Erf,
-    Sin => Unary::Sin, Cos => Unary::Cos, Tan => Unary::Tan, Asin => Unary::Asin, Acos => Unary::Acos,
-    Atan => Unary::Atan, Sinh => Unary::Sinh, Cosh => Unary::Cosh, Asinh => Unary::Asinh, Acosh => Unary::Acosh,
-    Atanh => Unary::Atanh, Softplus => Unary::Softplus, Mish => Unary::Mish,
 }

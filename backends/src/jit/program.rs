@@ -8,37 +8,64 @@ use kiln_ir::op::{Binary, Unary, Variadic};
 /// Index of an instruction inside its [`Program`].
 pub(crate) type Reg = usize;
 
-/// Scalar functions generated code calls on the host, one lane at a time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Scalar functions generated code calls on the host through a table, one lane at a time:
+/// the IR's own definitions, so the JIT and the interpreter agree bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum HostFn {
-    Exp,
-    Log,
-    Tanh,
-    Sigmoid,
-    Erf,
-    Sin,
-    Cos,
-    Tan,
-    Asin,
-    Acos,
-    Atan,
-    Sinh,
-    Cosh,
-    Asinh,
-    Acosh,
-    Atanh,
-    Softplus,
-    Mish,
+    Unary(Unary),
     Pow,
 }
 
-impl HostFn {
-    pub(crate) fn arity(self) -> usize {
-        if self == HostFn::Pow {
-            2
-        } else {
-            1
+macro_rules! host_unary {
+    ($($op:ident),* $(,)?) => {
+        /// Unary ops computed by a host call, in table order.
+        const HOST_UNARY: &[Unary] = &[$(Unary::$op),*];
+
+        /// Their entry points, in the same order.
+        fn host_unary_entries() -> Vec<*const u8> {
+            $(
+                #[allow(non_snake_case)]
+                extern "C" fn $op(x: f32) -> f32 {
+                    Unary::$op.eval_f64(x as f64) as f32
+                }
+            )*
+            vec![$($op as *const u8),*]
         }
+    };
+}
+
+host_unary!(
+    Exp, Log, Tanh, Sigmoid, Erf, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh, Acosh, Atanh, Softplus, Mish
+);
+
+impl HostFn {
+    fn of_unary(op: Unary) -> Option<HostFn> {
+        HOST_UNARY.contains(&op).then_some(HostFn::Unary(op))
+    }
+
+    pub(crate) fn arity(self) -> usize {
+        match self {
+            HostFn::Unary(_) => 1,
+            HostFn::Pow => 2,
+        }
+    }
+
+    /// Position in [`HostFn::table`].
+    pub(crate) fn index(self) -> usize {
+        match self {
+            HostFn::Unary(op) => HOST_UNARY.iter().position(|&u| u == op).expect("built by of_unary"),
+            HostFn::Pow => HOST_UNARY.len(),
+        }
+    }
+
+    /// The entry points kernels call, indexed by [`HostFn::index`].
+    pub(crate) fn table() -> Vec<*const u8> {
+        extern "C" fn pow(a: f32, b: f32) -> f32 {
+            Binary::Pow.eval_f64(a as f64, b as f64) as f32
+        }
+        let mut table = host_unary_entries();
+        table.push(pow as *const u8);
+        table
     }
 }
 
@@ -81,7 +108,6 @@ impl Program {
     /// Appends `x` carried through a unary op, or `None` when the op has no native form.
     pub(crate) fn unary(&mut self, op: Unary, x: Reg) -> Option<Reg> {
         use Instr::*;
-        let host = |p: &mut Program, f| p.push(Call(f, vec![x]));
         Some(match op {
             Unary::Relu => {
                 let zero = self.push(Const(0.0));
@@ -116,25 +142,7 @@ impl Program {
                 let d = self.push(Add(one, a));
                 self.push(Div(x, d))
             }
-            Unary::Exp => host(self, HostFn::Exp),
-            Unary::Log => host(self, HostFn::Log),
-            Unary::Tanh => host(self, HostFn::Tanh),
-            Unary::Sigmoid => host(self, HostFn::Sigmoid),
-            Unary::Erf => host(self, HostFn::Erf),
-            Unary::Sin => host(self, HostFn::Sin),
-            Unary::Cos => host(self, HostFn::Cos),
-            Unary::Tan => host(self, HostFn::Tan),
-            Unary::Asin => host(self, HostFn::Asin),
-            Unary::Acos => host(self, HostFn::Acos),
-            Unary::Atan => host(self, HostFn::Atan),
-            Unary::Sinh => host(self, HostFn::Sinh),
-            Unary::Cosh => host(self, HostFn::Cosh),
-            Unary::Asinh => host(self, HostFn::Asinh),
-            Unary::Acosh => host(self, HostFn::Acosh),
-            Unary::Atanh => host(self, HostFn::Atanh),
-            Unary::Softplus => host(self, HostFn::Softplus),
-            Unary::Mish => host(self, HostFn::Mish),
-            _ => return None,
+            op => self.push(Call(HostFn::of_unary(op)?, vec![x])),
         })
     }
 
