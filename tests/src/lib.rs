@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! let m = kiln_tests::LightModel::load("squeezenet").unwrap();
-//! let outputs = m.run().unwrap();
+//! let outputs = m.run(kiln::BackendKind::Jit).unwrap();
 //! for (got, want) in outputs.iter().zip(&m.expected) {
 //!     assert!(kiln_tests::rel_l2(got, want) <= 1e-4);
 //! }
