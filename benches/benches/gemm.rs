@@ -28,26 +28,27 @@ fn gemm_sweep(c: &mut Criterion) {
             // SAFETY: `a`, `b` and `y` are row-major m×k, k×n and m×n buffers of exactly those
             // sizes; the strides below describe that layout and `y` aliases neither operand.
             bench.iter(|| unsafe {
-                gemm::gemm(
-                    m,
+                // Row-major C = A·B handed over as column-major Cᵀ = Bᵀ·Aᵀ, as Kiln's core does.
+                gemm_f32::gemm::f32::get_gemm_fn()(
                     n,
+                    m,
                     k,
                     y.as_mut_ptr(),
-                    1,
                     n as isize,
+                    1,
                     false,
-                    a.as_ptr(),
-                    1,
-                    k as isize,
                     b.as_ptr(),
-                    1,
                     n as isize,
+                    1,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
                     0.0,
                     1.0,
                     false,
                     false,
                     false,
-                    gemm::Parallelism::None,
+                    gemm_common::Parallelism::None,
                 )
             })
         });

@@ -1,4 +1,4 @@
-//! The matmul/convolution core. Products go to the `gemm` crate's packed AVX-512/AVX2/FMA
+//! The matmul/convolution core. Products go to the `gemm` crate's (its `gemm-f32` half) packed AVX-512/AVX2/FMA
 //! micro-kernels (chosen over `matrixmultiply` and a Cranelift-emitted kernel by the GEMM sweep
 //! in `benches/`: Cranelift lowers only 128-bit vectors on x86-64); this module does what is
 //! specific to each op: strided operand views for MatMul/Gemm (transposes cost nothing), im2col
@@ -92,16 +92,23 @@ unsafe fn sgemm(
 ) {
     let threads = workers.threads();
     let par = if threads > 1 && m * n * k >= PARALLEL_MACS {
-        gemm::Parallelism::Rayon(threads)
+        gemm_common::Parallelism::Rayon(threads)
     } else {
-        gemm::Parallelism::None
+        gemm_common::Parallelism::None
+    };
+    // The micro-kernels want a column-major destination: a row-major one is computed as
+    // Cᵀ = Bᵀ·Aᵀ (all strides here are non-negative).
+    let ((m, n), (d_rs, d_cs), (lhs, l_rs, l_cs), (rhs, r_rs, r_cs)) = if d_cs.abs() < d_rs.abs() {
+        ((n, m), (d_cs, d_rs), (rhs, r_cs, r_rs), (lhs, l_cs, l_rs))
+    } else {
+        ((m, n), (d_rs, d_cs), (lhs, l_rs, l_cs), (rhs, r_rs, r_cs))
     };
     let (dst, lhs, rhs) = (Ptr(dst), Ptr(lhs as *mut f32), Ptr(rhs as *mut f32));
     workers.install(move || {
         let (dst, lhs, rhs) = (dst, lhs, rhs);
         // SAFETY: forwarded from the caller.
         unsafe {
-            gemm::gemm(
+            gemm_f32::gemm::f32::get_gemm_fn()(
                 m, n, k, dst.0, d_cs, d_rs, false, lhs.0, l_cs, l_rs, rhs.0, r_cs, r_rs, 0.0, alpha, false, false,
                 false, par,
             )
