@@ -13,7 +13,8 @@ pub(crate) enum Acc {
     Add,
 }
 
-/// `out[i] ⊕= line[i·stride]` for every `i < out.len()`.
+/// `out[i] ⊕= line[i·stride]` for every `i < out.len()` (`line` may run on past the last element
+/// read).
 pub(crate) fn accumulate(out: &mut [f32], line: &[f32], stride: usize, acc: Acc) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -26,7 +27,35 @@ pub(crate) fn accumulate(out: &mut [f32], line: &[f32], stride: usize, acc: Acc)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn accumulate_avx2(out: &mut [f32], line: &[f32], stride: usize, acc: Acc) {
-    dispatch(out, line, stride, acc, |w, x, o| w.mul_add(x, o))
+    use std::arch::x86_64::*;
+    let mut done = 0;
+    if stride == 2 {
+        // Eight outputs at a time from the even elements of sixteen inputs (stride 2 is what
+        // down-sampling convolutions and pools use; the compiler does not vectorize it).
+        let blocks = if line.len() >= 16 { (out.len() / 8).min((line.len() - 16) / 16 + 1) } else { 0 };
+        let mut step = |f: &dyn Fn(__m256, __m256) -> __m256| {
+            for j in 0..blocks {
+                // SAFETY: block `j` reads line[16j..16j+16] and writes out[8j..8j+8], both in
+                // bounds by the choice of `blocks`.
+                unsafe {
+                    let p = line.as_ptr().add(16 * j);
+                    let (lo, hi) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
+                    // x0 x2 x8 x10 | x4 x6 x12 x14, then the 64-bit pairs put in order.
+                    let pairs = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
+                    let x = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(pairs));
+                    let o = out.as_mut_ptr().add(8 * j);
+                    _mm256_storeu_ps(o, f(_mm256_loadu_ps(o), x));
+                }
+            }
+        };
+        match acc {
+            Acc::MulAdd(w) => step(&|o, x| _mm256_fmadd_ps(_mm256_set1_ps(w), x, o)),
+            Acc::Max => step(&|o, x| _mm256_max_ps(o, x)),
+            Acc::Add => step(&|o, x| _mm256_add_ps(o, x)),
+        }
+        done = blocks * 8;
+    }
+    dispatch(&mut out[done..], &line[done * stride..], stride, acc, |w, x, o| w.mul_add(x, o))
 }
 
 #[inline(always)]
@@ -62,9 +91,10 @@ pub(crate) fn valid_span(out: usize, width: usize, stride: usize, pad: usize, of
     (lo, hi, first)
 }
 
-/// The line segment `accumulate` reads for outputs `o0..o1` starting at input `first`.
+/// The rest of the line from input `first`, where `accumulate` starts for outputs `lo..hi`.
 pub(crate) fn segment(line: &[f32], (lo, hi, first): (usize, usize, usize), stride: usize) -> &[f32] {
-    &line[first..first + (hi - lo - 1) * stride + 1]
+    debug_assert!(lo >= hi || first + (hi - lo - 1) * stride < line.len(), "the window's last read is in the line");
+    &line[first..]
 }
 
 #[cfg(test)]
@@ -92,9 +122,8 @@ mod tests {
 
     #[test]
     fn every_accumulation_matches_scalar_code() {
-        let line: Vec<f32> = (0..40).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
-        for stride in [1, 2, 3] {
-            let n = 13;
+        let line: Vec<f32> = (0..80).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        for (stride, n) in [(1, 13), (2, 13), (2, 39), (2, 40), (3, 13), (3, 26)] {
             for acc in [Acc::MulAdd(0.5), Acc::Max, Acc::Add] {
                 let mut out: Vec<f32> = (0..n).map(|i| i as f32 * 0.25).collect();
                 let mut want = out.clone();
