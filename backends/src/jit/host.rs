@@ -3,67 +3,60 @@
 //! is specialized by the geometry fixed at lowering and parallel over independent planes/rows.
 
 use super::exec::{Ptr, Workers};
-use super::linalg::MAX_DIRECT_KERNEL;
 use super::lower::Vid;
-use super::rows::{accumulate, segment, valid_span, Acc};
+use super::window::{Reduce, Window};
 
 /// Max or average pooling of NCHW planes.
 #[derive(Clone, Debug)]
 pub(crate) struct PoolStep {
     pub x: Vid,
     pub y: Vid,
-    pub max: bool,
-    pub count_include_pad: bool,
     pub planes: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub pad_begin: [usize; 2],
-    pub pad_end: [usize; 2],
+    pub window: Window,
+    /// Average pooling: how many elements each output row's and column's windows count (the
+    /// window's count is their product); `None` for max pooling.
+    pub counts: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl PoolStep {
     /// # Safety
     /// `x` and `y` point at `planes` planes of the lowered extents and do not overlap.
     pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, y: Ptr) {
-        let (pin, pout) = (self.h * self.w, self.oh * self.ow);
-        let (sx, kw) = (self.stride[1], self.kernel[1]);
-        let mut spans = [(0, 0, 0); MAX_DIRECT_KERNEL];
-        for (kx, s) in spans.iter_mut().enumerate().take(kw) {
-            *s = valid_span(self.ow, self.w, sx, self.pad_begin[1], kx);
-        }
-        let acc = if self.max { Acc::Max } else { Acc::Add };
-        workers.for_each(self.planes, pout * self.kernel[0] * kw, |p| {
+        let win = &self.window;
+        let (pin, pout) = (win.h * win.w, win.oh * win.ow);
+        let reduce = if self.counts.is_some() { Reduce::Sum } else { Reduce::Max };
+        workers.for_each(self.planes, pout * win.kh * win.kw, |p| {
             // SAFETY: plane `p` is in bounds of both buffers.
             let (src, dst) = unsafe {
                 (std::slice::from_raw_parts(x.add(p * pin), pin), std::slice::from_raw_parts_mut(y.add(p * pout), pout))
             };
-            for oy in 0..self.oh {
-                let (y0, y1, py) =
-                    window(oy, self.stride[0], self.pad_begin[0], self.pad_end[0], self.kernel[0], self.h);
-                let out = &mut dst[oy * self.ow..(oy + 1) * self.ow];
-                out.fill(if self.max { f32::NEG_INFINITY } else { 0.0 });
-                for iy in y0..y1 {
-                    let line = &src[iy * self.w..(iy + 1) * self.w];
-                    for &span in &spans[..kw] {
-                        if span.0 < span.1 {
-                            accumulate(&mut out[span.0..span.1], segment(line, span, sx), sx, acc);
-                        }
-                    }
-                }
-                if !self.max {
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        let (x0, x1, px) = window(ox, sx, self.pad_begin[1], self.pad_end[1], kw, self.w);
-                        let count = if self.count_include_pad { py * px } else { (y1 - y0) * (x1 - x0) };
-                        *o /= count.max(1) as f32;
+            win.plane(reduce, src, dst);
+            if let Some((rows, cols)) = &self.counts {
+                for (out, r) in dst.chunks_exact_mut(win.ow).zip(rows) {
+                    for (o, c) in out.iter_mut().zip(cols) {
+                        *o /= (r * c).max(1.0);
                     }
                 }
             }
         });
     }
+}
+
+/// For each of `n_out` windows of `k` elements along one axis of `n` inputs: how many elements
+/// average pooling divides by (the padded extent, or only the inputs).
+pub(crate) fn average_counts(
+    n_out: usize,
+    n: usize,
+    (k, stride): (usize, usize),
+    (pad_begin, pad_end): (usize, usize),
+    count_include_pad: bool,
+) -> Vec<f32> {
+    (0..n_out)
+        .map(|o| {
+            let (lo, hi, padded) = window(o, stride, pad_begin, pad_end, k, n);
+            (if count_include_pad { padded } else { hi - lo }) as f32
+        })
+        .collect()
 }
 
 /// The input rows `lo..hi` a window at output `o` reads, and how many positions of the padded

@@ -8,10 +8,7 @@
 
 use super::exec::{Ptr, Workers};
 use super::lower::Vid;
-use super::rows::{accumulate, segment, valid_span, Acc};
-
-/// The widest kernel the direct (depthwise, pooling) paths take; wider ones use im2col.
-pub(crate) const MAX_DIRECT_KERNEL: usize = 16;
+use super::window::{Reduce, Window};
 
 /// A matrix operand: its value and element strides (row, column, batch).
 #[derive(Clone, Debug)]
@@ -217,15 +214,20 @@ impl ConvStep {
         });
     }
 
-    /// One filter per channel, summed directly over the window, one output row at a time (the
-    /// row stays in L1 while every tap adds into it).
+    /// One filter per channel: a weighted sliding window over each plane.
     unsafe fn depthwise(&self, workers: &Workers, x: Ptr, w: Ptr, y: Ptr) {
         let (plane_in, plane_out, taps) = (self.h * self.w_in, self.oh * self.ow, self.kh * self.kw);
-        let sx = self.stride[1];
-        let mut spans = [(0, 0, 0); MAX_DIRECT_KERNEL];
-        for (kj, s) in spans.iter_mut().enumerate().take(self.kw) {
-            *s = valid_span(self.ow, self.w_in, sx, self.pad[1], kj * self.dilation[1]);
-        }
+        let win = Window {
+            h: self.h,
+            w: self.w_in,
+            oh: self.oh,
+            ow: self.ow,
+            kh: self.kh,
+            kw: self.kw,
+            stride: self.stride,
+            pad: self.pad,
+            dilation: self.dilation,
+        };
         workers.for_each(self.cout, plane_out * taps, |c| {
             // SAFETY: channel `c` of input, weights and output are in bounds.
             let (src, filt, dst) = unsafe {
@@ -235,23 +237,42 @@ impl ConvStep {
                     std::slice::from_raw_parts_mut(y.add(c * plane_out), plane_out),
                 )
             };
-            for oy in 0..self.oh {
-                let out = &mut dst[oy * self.ow..(oy + 1) * self.ow];
-                out.fill(0.0);
-                for ki in 0..self.kh {
-                    let iy = (oy * self.stride[0] + ki * self.dilation[0]) as isize - self.pad[0] as isize;
-                    if iy < 0 || iy >= self.h as isize {
-                        continue;
-                    }
-                    let line = &src[iy as usize * self.w_in..(iy as usize + 1) * self.w_in];
-                    for (kj, &span) in spans[..self.kw].iter().enumerate() {
-                        if span.0 < span.1 {
-                            let acc = Acc::MulAdd(filt[ki * self.kw + kj]);
-                            accumulate(&mut out[span.0..span.1], segment(line, span, sx), sx, acc);
-                        }
-                    }
-                }
-            }
+            win.plane(Reduce::Dot(filt), src, dst);
         });
+    }
+}
+
+/// The output positions `o0..o1` whose input index `o·stride + offset − pad` lies in `0..width`,
+/// and that first input index.
+pub(crate) fn valid_span(out: usize, width: usize, stride: usize, pad: usize, offset: usize) -> (usize, usize, usize) {
+    // first o with o·stride + offset ≥ pad
+    let lo = if offset >= pad { 0 } else { (pad - offset).div_ceil(stride) }.min(out);
+    // one past the last o with o·stride + offset − pad ≤ width − 1
+    let hi = if width + pad <= offset { 0 } else { ((width + pad - offset - 1) / stride + 1).min(out) }.max(lo);
+    let first = if lo < hi { lo * stride + offset - pad } else { 0 };
+    (lo, hi, first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_span;
+
+    #[test]
+    fn valid_span_matches_a_scan() {
+        for (out, width, stride, pad, offset) in
+            [(5, 5, 1, 1, 0), (5, 5, 1, 1, 2), (3, 7, 2, 1, 0), (4, 3, 1, 3, 0), (2, 9, 3, 0, 4)]
+        {
+            let scan: Vec<usize> = (0..out)
+                .filter(|&o| {
+                    let i = (o * stride + offset) as isize - pad as isize;
+                    i >= 0 && i < width as isize
+                })
+                .collect();
+            let (lo, hi, first) = valid_span(out, width, stride, pad, offset);
+            match (scan.first(), scan.last()) {
+                (Some(&f), Some(&l)) => assert_eq!((lo, hi, first), (f, l + 1, f * stride + offset - pad)),
+                _ => assert_eq!(lo, hi),
+            }
+        }
     }
 }

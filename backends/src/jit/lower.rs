@@ -6,10 +6,11 @@
 //! everything else (control flow, integer ops, data-dependent shapes). Buffers get arena offsets
 //! from their lifetimes (`memory`).
 
-use super::host::{ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
-use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep, MAX_DIRECT_KERNEL};
+use super::host::{average_counts, ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
+use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep};
 use super::memory::{self, Lifetime};
 use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
+use super::window::Window;
 use crate::ExecError;
 use kiln_ir::op::PoolKind;
 use kiln_ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
@@ -271,9 +272,8 @@ impl Lowerer<'_, '_> {
         match op {
             Op::Pool(p) => {
                 let dil_one = p.window.dilations.iter().all(|&d| d == 1);
-                let narrow = p.kernel().get(1).is_some_and(|&k| k <= MAX_DIRECT_KERNEL);
                 let kind_ok = matches!(p.kind, PoolKind::Max | PoolKind::Average { .. });
-                node.outputs.len() == 1 && x.is_some_and(|s| s.len() == 4) && dil_one && kind_ok && narrow
+                node.outputs.len() == 1 && x.is_some_and(|s| s.len() == 4) && dil_one && kind_ok
             }
             Op::GlobalPool(kind) => matches!(kind, PoolKind::Max | PoolKind::Average { .. }),
             Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => x.is_some_and(|s| {
@@ -447,21 +447,29 @@ impl Lowerer<'_, '_> {
             Op::Pool(p) => {
                 let kernel = p.kernel();
                 let geo = p.window.resolve(&xs[2..], kernel, p.ceil_mode).map_err(|m| self.fail(id, m))?;
-                StepKind::Pool(PoolStep {
-                    x,
-                    y,
-                    max: p.kind == PoolKind::Max,
-                    count_include_pad: matches!(p.kind, PoolKind::Average { count_include_pad: true }),
-                    planes: xs[0] * xs[1],
+                let window = Window {
                     h: xs[2],
                     w: xs[3],
                     oh: out_shape[2],
                     ow: out_shape[3],
-                    kernel: [kernel[0], kernel[1]],
+                    kh: kernel[0],
+                    kw: kernel[1],
                     stride: [geo.strides[0], geo.strides[1]],
-                    pad_begin: [geo.pads_begin[0], geo.pads_begin[1]],
-                    pad_end: [geo.pads_end[0], geo.pads_end[1]],
-                })
+                    pad: [geo.pads_begin[0], geo.pads_begin[1]],
+                    dilation: [1, 1],
+                };
+                let counts = match p.kind {
+                    PoolKind::Average { count_include_pad } => {
+                        let axis = |a: usize| {
+                            let (n_out, n) = if a == 0 { (window.oh, window.h) } else { (window.ow, window.w) };
+                            let (k, s) = (kernel[a], geo.strides[a]);
+                            average_counts(n_out, n, (k, s), (geo.pads_begin[a], geo.pads_end[a]), count_include_pad)
+                        };
+                        Some((axis(0), axis(1)))
+                    }
+                    _ => None,
+                };
+                StepKind::Pool(PoolStep { x, y, planes: xs[0] * xs[1], window, counts })
             }
             Op::GlobalPool(kind) => StepKind::GlobalPool(GlobalPoolStep {
                 x,
@@ -663,7 +671,7 @@ impl Lowerer<'_, '_> {
                 let (x, w) = (vid(0).expect("conv input"), vid(1).expect("conv weight"));
                 let (xs, ws) = (self.shape(x), self.shape(w));
                 let geo = c.window.resolve(&xs[2..], &ws[2..], false).map_err(|m| self.fail(a, m))?;
-                let depthwise = c.group == xs[1] && ws[0] == c.group && ws[1] == 1 && ws[3] <= MAX_DIRECT_KERNEL;
+                let depthwise = c.group == xs[1] && ws[0] == c.group && ws[1] == 1;
                 let pointwise = ws[2] == 1
                     && ws[3] == 1
                     && geo.strides.iter().all(|&s| s == 1)

@@ -13,7 +13,7 @@
 //! - `memory`: arena offsets from buffer lifetimes;
 //! - `linalg`: the GEMM core, im2col / pointwise / depthwise convolution;
 //! - `host`: native pooling, Softmax, LRN, Concat;
-//! - `rows`: the vectorized row loops depthwise convolution and pooling share;
+//! - `window`: sliding windows over a plane (depthwise convolution, pooling), eight outputs at a time;
 //! - `exec`: running a plan (pointers, worker pool, arena pool) — all calls into generated code.
 //!
 //! ```
@@ -35,9 +35,9 @@ mod linalg;
 mod lower;
 mod memory;
 mod program;
-mod rows;
 #[cfg(test)]
 mod tests;
+mod window;
 
 pub use codegen::ElementwiseFn;
 pub use lower::Engine;

@@ -1,0 +1,249 @@
+//! Sliding windows over one NCHW plane: depthwise convolution (a weighted sum per window), max
+//! pooling and sum pooling. The plane is first copied into a padded scratch (zeros, or −∞ for
+//! max) so the loop over outputs has no bounds tests; outputs are then computed eight at a time
+//! with every tap of the window summed in registers and one store per eight outputs. The loop is
+//! compiled for AVX2/FMA (chosen at run time, specialized for strides 1 and 2) and portably.
+
+use std::cell::RefCell;
+
+/// Geometry of a 2-D window over a plane.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    /// Input plane rows and columns.
+    pub h: usize,
+    pub w: usize,
+    /// Output plane rows and columns.
+    pub oh: usize,
+    pub ow: usize,
+    /// Window rows and columns.
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    /// Padding before the first row and column (padding after is implied by the output size).
+    pub pad: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+/// What a window computes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reduce<'a> {
+    /// `Σ w[ki·kw + kj] · x` (one depthwise filter).
+    Dot(&'a [f32]),
+    /// `max x` (padding never wins).
+    Max,
+    /// `Σ x` (padding adds nothing).
+    Sum,
+}
+
+/// Outputs computed together.
+const LANES: usize = 8;
+
+thread_local! {
+    /// Each worker's padded plane, grown once and reused across runs.
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Window {
+    /// Rows and row pitch of the padded plane: every row a window reaches, and every column the
+    /// last block of `LANES` outputs reads (a stride-s block loads `LANES·s` elements).
+    fn padded_extent(&self) -> (usize, usize) {
+        let rows = (self.oh - 1) * self.stride[0] + (self.kh - 1) * self.dilation[0] + 1;
+        let pitch = self.ow.div_ceil(LANES) * LANES * self.stride[1] + (self.kw - 1) * self.dilation[1];
+        (rows, pitch)
+    }
+
+    /// `dst[oy·ow + ox] = ⊕ over the window at (oy, ox)` for one plane `src` (`h·w` values) into
+    /// `dst` (`oh·ow` values).
+    pub(crate) fn plane(&self, reduce: Reduce, src: &[f32], dst: &mut [f32]) {
+        debug_assert_eq!((src.len(), dst.len()), (self.h * self.w, self.oh * self.ow));
+        if let Reduce::Dot(w) = reduce {
+            assert_eq!(w.len(), self.kh * self.kw, "one weight per tap");
+        }
+        if dst.is_empty() {
+            return;
+        }
+        PADDED.with(|padded| {
+            let mut padded = padded.borrow_mut();
+            let (rows, pitch) = self.padded_extent();
+            padded.clear();
+            padded.resize(rows * pitch, if matches!(reduce, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 });
+            let cols = self.w.min(pitch.saturating_sub(self.pad[1]));
+            for (r, line) in padded.chunks_exact_mut(pitch).enumerate().filter(|_| cols > 0) {
+                let Some(iy) = r.checked_sub(self.pad[0]).filter(|&iy| iy < self.h) else { continue };
+                line[self.pad[1]..self.pad[1] + cols].copy_from_slice(&src[iy * self.w..iy * self.w + cols]);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the features these functions are compiled for were just detected.
+                return unsafe {
+                    match self.stride[1] {
+                        1 => avx2::plane::<1>(self, reduce, &padded, pitch, dst),
+                        2 => avx2::plane::<2>(self, reduce, &padded, pitch, dst),
+                        _ => avx2::plane::<0>(self, reduce, &padded, pitch, dst),
+                    }
+                };
+            }
+            self.plane_portable(reduce, &padded, pitch, dst)
+        })
+    }
+
+    fn plane_portable(&self, reduce: Reduce, padded: &[f32], pitch: usize, dst: &mut [f32]) {
+        let [sy, sx] = self.stride;
+        let [dy, dx] = self.dilation;
+        for (oy, out) in dst.chunks_exact_mut(self.ow).enumerate() {
+            for (ox, o) in out.iter_mut().enumerate() {
+                let mut acc = if matches!(reduce, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 };
+                for ki in 0..self.kh {
+                    let row = &padded[(oy * sy + ki * dy) * pitch..];
+                    for kj in 0..self.kw {
+                        let x = row[ox * sx + kj * dx];
+                        acc = match reduce {
+                            Reduce::Dot(w) => acc + w[ki * self.kw + kj] * x,
+                            Reduce::Max => acc.max(x),
+                            Reduce::Sum => acc + x,
+                        };
+                    }
+                }
+                *o = acc;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Reduce, Window, LANES};
+    use std::arch::x86_64::*;
+
+    /// The window loop for column stride `SX` (0: the stride in `win`, read by a gather).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn plane<const SX: usize>(win: &Window, reduce: Reduce, padded: &[f32], pitch: usize, dst: &mut [f32]) {
+        match reduce {
+            Reduce::Dot(w) => blocks::<SX>(win, padded, pitch, dst, _mm256_setzero_ps(), |acc, x, t| {
+                _mm256_fmadd_ps(_mm256_set1_ps(w[t]), x, acc)
+            }),
+            Reduce::Max => blocks::<SX>(win, padded, pitch, dst, _mm256_set1_ps(f32::NEG_INFINITY), |acc, x, _| {
+                _mm256_max_ps(acc, x)
+            }),
+            Reduce::Sum => {
+                blocks::<SX>(win, padded, pitch, dst, _mm256_setzero_ps(), |acc, x, _| _mm256_add_ps(acc, x))
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn blocks<const SX: usize>(
+        win: &Window,
+        padded: &[f32],
+        pitch: usize,
+        dst: &mut [f32],
+        init: __m256,
+        tap: impl Fn(__m256, __m256, usize) -> __m256,
+    ) {
+        let [sy, sx] = win.stride;
+        let [dy, dx] = win.dilation;
+        let lanes = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(sx as i32));
+        // Reads padded[at + i·sx] for i < LANES; `padded_extent` keeps the last one in bounds.
+        let load = |at: usize| -> __m256 {
+            debug_assert!(at + (LANES - 1) * sx < padded.len());
+            // SAFETY: every block's reads lie within its padded rows (see `padded_extent`).
+            unsafe {
+                let p = padded.as_ptr().add(at);
+                match SX {
+                    1 => _mm256_loadu_ps(p),
+                    2 => {
+                        // x0 x2 x8 x10 | x4 x6 x12 x14, then the 64-bit pairs put in order.
+                        let (lo, hi) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(LANES)));
+                        let pairs = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
+                        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(pairs))
+                    }
+                    _ => _mm256_i32gather_ps::<4>(p, lanes),
+                }
+            }
+        };
+        let ow = win.ow;
+        for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
+            for ox in (0..ow).step_by(LANES) {
+                let mut acc = init;
+                for ki in 0..win.kh {
+                    let row = (oy * sy + ki * dy) * pitch + ox * sx;
+                    for kj in 0..win.kw {
+                        acc = tap(acc, load(row + kj * dx), ki * win.kw + kj);
+                    }
+                }
+                let n = LANES.min(ow - ox);
+                if n == LANES {
+                    // SAFETY: out[ox..ox + LANES] is in bounds.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(ox), acc) };
+                } else {
+                    let mut tail = [0.0f32; LANES];
+                    // SAFETY: `tail` holds LANES values.
+                    unsafe { _mm256_storeu_ps(tail.as_mut_ptr(), acc) };
+                    out[ox..].copy_from_slice(&tail[..n]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window by definition, reading the unpadded plane.
+    fn reference(win: &Window, reduce: Reduce, src: &[f32]) -> Vec<f32> {
+        let mut out = Vec::new();
+        for oy in 0..win.oh {
+            for ox in 0..win.ow {
+                let mut acc = if matches!(reduce, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 };
+                for ki in 0..win.kh {
+                    for kj in 0..win.kw {
+                        let iy = (oy * win.stride[0] + ki * win.dilation[0]) as isize - win.pad[0] as isize;
+                        let ix = (ox * win.stride[1] + kj * win.dilation[1]) as isize - win.pad[1] as isize;
+                        if iy < 0 || ix < 0 || iy >= win.h as isize || ix >= win.w as isize {
+                            continue;
+                        }
+                        let x = src[iy as usize * win.w + ix as usize];
+                        acc = match reduce {
+                            Reduce::Dot(w) => acc + w[ki * win.kw + kj] * x,
+                            Reduce::Max => acc.max(x),
+                            Reduce::Sum => acc + x,
+                        };
+                    }
+                }
+                out.push(acc);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_geometry_matches_the_definition() {
+        // (h, w, k, stride, pad, dilation, ceil-mode extra output)
+        let cases = [
+            (7, 7, 3, 1, 1, 1, 0),
+            (14, 14, 3, 2, 1, 1, 0),
+            (13, 27, 3, 2, 0, 1, 1),
+            (9, 19, 5, 1, 2, 2, 0),
+            (11, 23, 3, 3, 1, 1, 0),
+            (5, 5, 1, 1, 0, 1, 0),
+            (4, 9, 7, 1, 3, 1, 0),
+        ];
+        for (h, w, k, s, p, d, extra) in cases {
+            let span = (k - 1) * d + 1;
+            let out = |n: usize| (n + 2 * p - span) / s + 1 + extra;
+            let win =
+                Window { h, w, oh: out(h), ow: out(w), kh: k, kw: k, stride: [s, s], pad: [p, p], dilation: [d, d] };
+            let src: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+            let weights: Vec<f32> = (0..k * k).map(|i| 0.25 * i as f32 - 1.0).collect();
+            for reduce in [Reduce::Dot(&weights), Reduce::Max, Reduce::Sum] {
+                let mut dst = vec![f32::NAN; win.oh * win.ow];
+                win.plane(reduce, &src, &mut dst);
+                let want = reference(&win, reduce, &src);
+                for (i, (g, w)) in dst.iter().zip(&want).enumerate() {
+                    assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{win:?} {reduce:?} at {i}: {g} vs {w}");
+                }
+            }
+        }
+    }
+}
