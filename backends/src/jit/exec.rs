@@ -212,7 +212,7 @@ impl Compiled {
                 StepKind::Softmax(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
                 StepKind::Lrn(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
                 StepKind::Concat(c) => {
-                    let ins: Vec<Ptr> = c.inputs.iter().map(|&(v, _)| f.ptr(v)).collect();
+                    let ins: Vec<Ptr> = c.parts.iter().map(|p| f.ptr(p.x)).collect();
                     c.run(&ins, f.ptr(c.y));
                 }
                 StepKind::Interp { op, inputs, outputs } => {
@@ -268,7 +268,9 @@ impl Frame<'_> {
             Storage::Const(t) => data_ptr(t),
             Storage::Input(i) => data_ptr(&self.inputs[*i]),
             // SAFETY: buffer offsets lie inside the arena (memory::assign).
-            Storage::Buffer(b) => unsafe { self.arena.add(self.lowered.buffer_offsets[*b]) },
+            Storage::Buffer { buffer, offset } => unsafe {
+                self.arena.add(self.lowered.buffer_offsets[*buffer] + offset * std::mem::size_of::<f32>())
+            },
             Storage::Boxed(s) => self.boxed[*s].as_ref().map_or(std::ptr::null_mut(), data_ptr),
         };
         Ptr(raw as *mut f32)
@@ -281,7 +283,7 @@ impl Frame<'_> {
             Storage::Const(t) => t.clone(),
             Storage::Input(i) => self.inputs[*i].clone(),
             Storage::Boxed(s) => self.boxed[*s].clone().ok_or_else(|| missing(v))?,
-            Storage::Buffer(_) => {
+            Storage::Buffer { .. } => {
                 let shape = val.shape.as_ref().ok_or_else(|| missing(v))?;
                 let n: usize = shape.iter().product();
                 // SAFETY: the buffer holds `n` f32 written by an earlier step.

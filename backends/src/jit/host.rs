@@ -164,26 +164,34 @@ impl LrnStep {
     }
 }
 
-/// Concat: per outer index, each input contributes a contiguous block.
+/// Concat: per outer index, each input contributes a contiguous block of the output row.
+/// Inputs that were written in place (see `lower`) have no part here.
 #[derive(Clone, Debug)]
 pub(crate) struct ConcatStep {
-    pub inputs: Vec<(Vid, usize)>,
+    pub parts: Vec<ConcatPart>,
     pub y: Vid,
     pub outer: usize,
+    /// Elements of one output row (all inputs' blocks).
+    pub row: usize,
+}
+
+/// One copied input: `len` elements per outer index, at element `at` of the output row.
+#[derive(Clone, Debug)]
+pub(crate) struct ConcatPart {
+    pub x: Vid,
+    pub len: usize,
+    pub at: usize,
 }
 
 impl ConcatStep {
     /// # Safety
-    /// Input `i` holds `outer × inputs[i].1` values, `y` holds `outer × Σ inputs[i].1`; `y`
-    /// overlaps no input.
+    /// Part `i`'s input holds `outer × parts[i].len` values, `y` holds `outer × row`; `y`
+    /// overlaps no part's input.
     pub(crate) unsafe fn run(&self, ins: &[Ptr], y: Ptr) {
-        let row: usize = self.inputs.iter().map(|&(_, n)| n).sum();
         for o in 0..self.outer {
-            let mut at = o * row;
-            for (&(_, n), p) in self.inputs.iter().zip(ins) {
+            for (part, p) in self.parts.iter().zip(ins) {
                 // SAFETY: block `o` of input and output are in bounds and disjoint.
-                unsafe { std::ptr::copy_nonoverlapping(p.add(o * n), y.add(at), n) };
-                at += n;
+                unsafe { std::ptr::copy_nonoverlapping(p.add(o * part.len), y.add(o * self.row + part.at), part.len) };
             }
         }
     }

@@ -3,10 +3,11 @@
 //! member of a fused group (an optional Conv/MatMul/Gemm anchor plus a chain of elementwise ops
 //! that read the group's running value in place, compiled into one Cranelift kernel); a native
 //! host kernel (pooling, Softmax, LRN, Concat); or a call into the interpreter's kernel for
-//! everything else (control flow, integer ops, data-dependent shapes). Buffers get arena offsets
-//! from their lifetimes (`memory`).
+//! everything else (control flow, integer ops, data-dependent shapes). A Concat's inputs that
+//! native steps produce are placed in the Concat's output buffer, so nothing is copied. Buffers
+//! get arena offsets from their lifetimes (`memory`).
 
-use super::host::{average_counts, ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
+use super::host::{average_counts, ConcatPart, ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
 use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep};
 use super::memory::{self, Lifetime};
 use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
@@ -26,8 +27,9 @@ pub(crate) enum Storage {
     Const(Tensor),
     /// Graph input `i`, as the caller passed it.
     Input(usize),
-    /// Arena buffer `b` (f32, contiguous).
-    Buffer(usize),
+    /// Arena buffer `buffer` from element `offset` on (f32, contiguous): a Concat's inputs are
+    /// views into its output's buffer, so producers write their part in place.
+    Buffer { buffer: usize, offset: usize },
     /// Slot `s` of the per-run table of tensors an interpreter kernel produced.
     Boxed(usize),
 }
@@ -148,8 +150,11 @@ pub(crate) fn lower(g: &Graph, sink: &mut dyn KernelSink) -> Result<Lowered, Exe
         fingerprint: FNV_OFFSET,
         buffers: 0,
         boxed: 0,
+        placement: HashMap::new(),
+        concat_buffers: HashMap::new(),
     };
     let (roles, groups) = l.assign_roles(&order);
+    l.placement = l.place_concat_inputs(&order, &roles, &groups);
     for &id in &order {
         l.emit(id, &roles, &groups)?;
     }
@@ -185,6 +190,10 @@ struct Lowerer<'g, 's> {
     fingerprint: u64,
     buffers: usize,
     boxed: usize,
+    /// Concat inputs written straight into the Concat's output: (the Concat, element offset).
+    placement: HashMap<ValueRef, (NodeId, usize)>,
+    /// The buffer of each Concat whose output is not itself placed in another.
+    concat_buffers: HashMap<NodeId, usize>,
 }
 
 /// The concrete f32 shape of a value, if it has one.
@@ -351,7 +360,74 @@ impl Lowerer<'_, '_> {
 
     fn new_buffer(&mut self, shape: Vec<usize>) -> Vid {
         self.buffers += 1;
-        self.new_val(Storage::Buffer(self.buffers - 1), DType::F32, Some(shape))
+        self.new_val(Storage::Buffer { buffer: self.buffers - 1, offset: 0 }, DType::F32, Some(shape))
+    }
+
+    /// The buffer for native output `v`: its part of the Concat it is placed in, the buffer its
+    /// own inputs were placed in (for a Concat), or a new one.
+    fn output_buffer(&mut self, v: ValueRef, shape: Vec<usize>) -> Vid {
+        let home = self.home(v).or_else(|| self.concat_buffers.get(&v.node).map(|&b| (b, 0)));
+        match home {
+            Some((buffer, offset)) => self.new_val(Storage::Buffer { buffer, offset }, DType::F32, Some(shape)),
+            None => self.new_buffer(shape),
+        }
+    }
+
+    /// Where a placed value lives: its Concat's home (recursively), or that Concat's own buffer.
+    fn home(&mut self, v: ValueRef) -> Option<(usize, usize)> {
+        let &(concat, offset) = self.placement.get(&v)?;
+        let (buffer, base) = self.home(ValueRef::first(concat)).unwrap_or_else(|| {
+            let buffers = &mut self.buffers;
+            let b = *self.concat_buffers.entry(concat).or_insert_with(|| {
+                *buffers += 1;
+                *buffers - 1
+            });
+            (b, 0)
+        });
+        Some((buffer, base + offset))
+    }
+
+    /// Which Concat inputs native steps can write in place: the input is the fresh output of a
+    /// fused group or host kernel, read by no other Concat and only once by this one, and the
+    /// Concat joins whole contiguous blocks (nothing outside its axis varies).
+    fn place_concat_inputs(
+        &self,
+        order: &[NodeId],
+        roles: &HashMap<NodeId, Role>,
+        groups: &[Group],
+    ) -> HashMap<ValueRef, (NodeId, usize)> {
+        let g = self.g;
+        let mut placement = HashMap::new();
+        for &c in order {
+            let Op::Concat { axis } = g.node(c).op else { continue };
+            let Some(out) = (roles[&c] == Role::Host).then(|| f32_shape(g, ValueRef::first(c))).flatten() else {
+                continue;
+            };
+            let a = if axis < 0 { axis + out.len() as i64 } else { axis } as usize;
+            if out[..a].iter().product::<usize>() != 1 {
+                continue;
+            }
+            let ins = g.node_inputs(c);
+            let mut offset = 0;
+            for v in ins.iter().flatten() {
+                let len: usize = f32_shape(g, *v).map_or(0, |s| s.iter().product());
+                let fresh = match roles.get(&v.node) {
+                    Some(Role::Group(gid)) => {
+                        groups[*gid].members.last().copied().or(groups[*gid].anchor) == Some(v.node)
+                    }
+                    Some(Role::Host) => true,
+                    _ => false,
+                };
+                let once = ins.iter().flatten().filter(|&u| u == v).count() == 1;
+                let concats =
+                    g.consumers(*v).iter().filter(|&&(n, _)| matches!(g.node(n).op, Op::Concat { .. })).count();
+                if fresh && v.output == 0 && once && concats == 1 {
+                    placement.insert(*v, (c, offset));
+                }
+                offset += len;
+            }
+        }
+        placement
     }
 
     fn input_vid(&self, v: ValueRef) -> Vid {
@@ -439,7 +515,7 @@ impl Lowerer<'_, '_> {
         let node = g.node(id);
         let ins: Vec<Vid> = g.node_inputs(id).into_iter().flatten().map(|v| self.vid[&v]).collect();
         let out_shape = f32_shape(g, ValueRef::first(id)).expect("host kernels have static f32 outputs");
-        let y = self.new_buffer(out_shape.clone());
+        let y = self.output_buffer(ValueRef::first(id), out_shape.clone());
         self.vid.insert(ValueRef::first(id), y);
         let x = ins[0];
         let xs = self.shape(x);
@@ -499,8 +575,20 @@ impl Lowerer<'_, '_> {
             Op::Concat { axis } => {
                 let rank = out_shape.len() as i64;
                 let a = if *axis < 0 { axis + rank } else { *axis } as usize;
-                let inputs = ins.iter().map(|&v| (v, self.shape(v)[a..].iter().product::<usize>())).collect();
-                StepKind::Concat(ConcatStep { inputs, y, outer: out_shape[..a].iter().product() })
+                let mut parts = Vec::new();
+                let mut at = 0;
+                for (v, &vid) in g.node_inputs(id).into_iter().flatten().zip(&ins) {
+                    let len = self.shape(vid)[a..].iter().product::<usize>();
+                    if self.placement.get(&v).is_none_or(|&(c, _)| c != id) {
+                        parts.push(ConcatPart { x: vid, len, at });
+                    }
+                    at += len;
+                }
+                if parts.is_empty() {
+                    // Every input was written in place: the output needs no step.
+                    return Ok(());
+                }
+                StepKind::Concat(ConcatStep { parts, y, outer: out_shape[..a].iter().product(), row: at })
             }
             _ => unreachable!("host_kernel() admits only these ops"),
         };
@@ -525,7 +613,7 @@ impl Lowerer<'_, '_> {
         let g = self.g;
         let last = grp.members.last().copied().or(grp.anchor).expect("groups are never empty");
         let out_shape = f32_shape(g, ValueRef::first(last)).expect("group outputs are static f32");
-        let y = self.new_buffer(out_shape.clone());
+        let y = self.output_buffer(ValueRef::first(last), out_shape.clone());
         let mut prog = Program::default();
         // Operands (vid, shape, strides); the running value's register.
         let mut operands: Vec<(Vid, Vec<usize>, Vec<isize>)> = Vec::new();
@@ -734,8 +822,8 @@ impl Lowerer<'_, '_> {
         let mut lt: Vec<Option<Lifetime>> = vec![None; self.buffers];
         let end = self.steps.len();
         let touch = |v: Vid, at: usize, lt: &mut Vec<Option<Lifetime>>| {
-            if let Storage::Buffer(b) = self.vals[v].storage {
-                let bytes = self.vals[v].shape.as_ref().map_or(0, |s| s.iter().product::<usize>() * 4);
+            if let Storage::Buffer { buffer: b, offset } = self.vals[v].storage {
+                let bytes = self.vals[v].shape.as_ref().map_or(0, |s| (offset + s.iter().product::<usize>()) * 4);
                 let e = lt[b].get_or_insert(Lifetime { bytes, first: at, last: at });
                 e.bytes = e.bytes.max(bytes);
                 e.first = e.first.min(at);

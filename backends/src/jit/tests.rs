@@ -171,6 +171,31 @@ fn pools_softmax_lrn_and_concat() {
 }
 
 #[test]
+fn concat_inputs_are_written_in_place() {
+    // A SqueezeNet fire module (two convolutions joined) feeding a DenseNet-style chain, where
+    // each Concat's output is also an input of the next Concat; one input is a graph input and
+    // one is read twice, so those two are still copied.
+    let mut g = Graph::new("cat");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[1, 4, 6, 6]));
+    let (w1, w3) = (konst(&mut g, "w1", &[3, 4, 1, 1]), konst(&mut g, "w3", &[5, 4, 3, 3]));
+    let e1 = g.add("e1", conv(1, 0, 1), &[x, w1]).unwrap();
+    let r1 = g.add("r1", Op::Unary(Unary::Relu), &[e1]).unwrap();
+    let e3 = g.add("e3", conv(1, 1, 1), &[x, w3]).unwrap();
+    let fire = g.add("fire", Op::Concat { axis: 1 }, &[r1, e3]).unwrap();
+    let wd = konst(&mut g, "wd", &[2, 8, 3, 3]);
+    let d1 = g.add("d1", conv(1, 1, 1), &[fire, wd]).unwrap();
+    let dense1 = g.add("dense1", Op::Concat { axis: 1 }, &[fire, d1]).unwrap();
+    let p = g.add("p", Op::Unary(Unary::Sigmoid), &[dense1]).unwrap();
+    let dense2 = g.add("dense2", Op::Concat { axis: -3 }, &[dense1, p, x, p]).unwrap();
+    let out = g.add("out", Op::Unary(Unary::Tanh), &[dense2]).unwrap();
+    g.set_outputs(vec![out, fire]);
+    check(&g, 1e-5);
+    let compiled = Jit::with_threads(1).compile(&g).unwrap();
+    let concats: Vec<_> = compiled.report().steps.iter().filter(|s| s.ops.iter().any(|o| o == "Concat")).collect();
+    assert_eq!(concats.len(), 1, "only dense2 copies (its input x and the twice-read p): {concats:?}");
+}
+
+#[test]
 fn transpose_broadcast_and_variadic_chains() {
     let mut g = Graph::new("ew");
     let x = g.add_input("x", TensorType::known(DType::F32, &[3, 4, 5]));
