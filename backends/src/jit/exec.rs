@@ -12,11 +12,11 @@
 use super::codegen::{Code, ElementwiseFn};
 use super::lower::{Elementwise, Lowered, Step, StepKind, Storage, Vid};
 use super::memory::ALIGN;
+use super::pool::{Workers, MIN_PARALLEL_WORK};
 use super::program::HostFn;
 use crate::interp::{check_inputs, dispatch, Check};
 use crate::ExecError;
 use kiln_ir::{Graph, Tensor};
-use rayon::prelude::*;
 use std::sync::Mutex;
 
 /// A raw f32 pointer that may cross threads (each task touches disjoint elements).
@@ -39,56 +39,6 @@ impl Ptr {
     pub(crate) unsafe fn add(self, i: usize) -> *mut f32 {
         // SAFETY: forwarded from the caller.
         unsafe { self.0.add(i) }
-    }
-}
-
-/// Intra-op parallelism: a fixed pool, or the calling thread alone.
-pub(crate) struct Workers {
-    pool: Option<rayon::ThreadPool>,
-    threads: usize,
-}
-
-/// Below this much work per task group, splitting across threads costs more than it saves.
-const MIN_PARALLEL_WORK: usize = 1 << 15;
-
-impl Workers {
-    pub(crate) fn new(threads: usize) -> Result<Workers, String> {
-        let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
-        let pool = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("kiln-worker-{i}"))
-                .build()
-                .map_err(|e| format!("could not start {threads} worker threads: {e}"))?;
-            Some(pool)
-        } else {
-            None
-        };
-        Ok(Workers { pool, threads })
-    }
-
-    pub(crate) fn threads(&self) -> usize {
-        self.threads
-    }
-
-    /// Runs `f` inside the pool (so nested rayon work uses it).
-    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pool {
-            Some(p) => p.install(f),
-            None => f(),
-        }
-    }
-
-    /// `f(i)` for `i < n`, spread over the workers when the total work (`n × work_each`)
-    /// is worth it.
-    pub(crate) fn for_each(&self, n: usize, work_each: usize, f: impl Fn(usize) + Sync + Send) {
-        match &self.pool {
-            Some(p) if n > 1 && n.saturating_mul(work_each) >= MIN_PARALLEL_WORK => {
-                let min_len = (MIN_PARALLEL_WORK / work_each.max(1)).clamp(1, n.div_ceil(self.threads));
-                p.install(|| (0..n).into_par_iter().with_min_len(min_len).for_each(f));
-            }
-            _ => (0..n).for_each(f),
-        }
     }
 }
 

@@ -2,8 +2,9 @@
 //! pooling, global pooling, Softmax/LogSoftmax over rows, LRN across channels and Concat. Each
 //! is specialized by the geometry fixed at lowering and parallel over independent planes/rows.
 
-use super::exec::{Ptr, Workers};
+use super::exec::Ptr;
 use super::lower::Vid;
+use super::pool::Workers;
 use super::window::{Reduce, Window};
 
 /// Max or average pooling of NCHW planes.

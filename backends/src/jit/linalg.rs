@@ -6,8 +6,9 @@
 //! the right-hand matrix), and a direct depthwise kernel. Epilogues (bias, activation, residual)
 //! run afterwards as generated elementwise kernels on the output.
 
-use super::exec::{Ptr, Workers};
+use super::exec::Ptr;
 use super::lower::Vid;
+use super::pool::Workers;
 use super::window::{Reduce, Window};
 
 /// A matrix operand: its value and element strides (row, column, batch).
@@ -69,6 +70,8 @@ pub(crate) struct ConvStep {
 
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_MACS: usize = 1 << 18;
+/// Blocks of a split product start at multiples of this (the micro-kernels' tile heights).
+const SPLIT_ALIGN: usize = 16;
 
 /// `dst[m×n] (+)= alpha · lhs[m×k] · rhs[k×n]`, all strided.
 ///
@@ -87,12 +90,6 @@ unsafe fn sgemm(
     (r_rs, r_cs): (isize, isize),
     alpha: f32,
 ) {
-    let threads = workers.threads();
-    let par = if threads > 1 && m * n * k >= PARALLEL_MACS {
-        gemm_common::Parallelism::Rayon(threads)
-    } else {
-        gemm_common::Parallelism::None
-    };
     // The micro-kernels want a column-major destination: a row-major one is computed as
     // Cᵀ = Bᵀ·Aᵀ (all strides here are non-negative).
     let ((m, n), (d_rs, d_cs), (lhs, l_rs, l_cs), (rhs, r_rs, r_cs)) = if d_cs.abs() < d_rs.abs() {
@@ -100,14 +97,48 @@ unsafe fn sgemm(
     } else {
         ((m, n), (d_rs, d_cs), (lhs, l_rs, l_cs), (rhs, r_rs, r_cs))
     };
+    // Threads split the longer side of C into one block each and run single-threaded products
+    // (the crate's own rayon split slowed a 512³ product down on two cores); each repacks only
+    // the operand along the short side.
+    let parts = if m * n * k >= PARALLEL_MACS { workers.threads().min(m.max(n).div_ceil(SPLIT_ALIGN)) } else { 1 };
+    let split_rows = m >= n;
+    let block = m.max(n).div_ceil(parts).next_multiple_of(SPLIT_ALIGN);
     let (dst, lhs, rhs) = (Ptr(dst), Ptr(lhs as *mut f32), Ptr(rhs as *mut f32));
-    workers.install(move || {
-        let (dst, lhs, rhs) = (dst, lhs, rhs);
-        // SAFETY: forwarded from the caller.
+    workers.for_each(parts, PARALLEL_MACS, |p| {
+        let (lo, hi) = (p * block, ((p + 1) * block).min(m.max(n)));
+        if lo >= hi {
+            return;
+        }
+        let (pm, pn) = if split_rows { (hi - lo, n) } else { (m, hi - lo) };
+        let at = lo as isize;
+        // SAFETY: forwarded from the caller; block `p` addresses rows (or columns) lo..hi of C
+        // and the matching rows of `lhs` (or columns of `rhs`), which no other block touches.
         unsafe {
+            let (d, l, r) = if split_rows {
+                (dst.raw().offset(at * d_rs), lhs.raw().offset(at * l_rs), rhs.raw())
+            } else {
+                (dst.raw().offset(at * d_cs), lhs.raw(), rhs.raw().offset(at * r_cs))
+            };
             gemm_f32::gemm::f32::get_gemm_fn()(
-                m, n, k, dst.0, d_cs, d_rs, false, lhs.0, l_cs, l_rs, rhs.0, r_cs, r_rs, 0.0, alpha, false, false,
-                false, par,
+                pm,
+                pn,
+                k,
+                d,
+                d_cs,
+                d_rs,
+                false,
+                l,
+                l_cs,
+                l_rs,
+                r,
+                r_cs,
+                r_rs,
+                0.0,
+                alpha,
+                false,
+                false,
+                false,
+                gemm_common::Parallelism::None,
             )
         }
     });

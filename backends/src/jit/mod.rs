@@ -14,7 +14,8 @@
 //! - `linalg`: the GEMM core, im2col / pointwise / depthwise convolution;
 //! - `host`: native pooling, Softmax, LRN, Concat;
 //! - `window`: sliding windows over a plane (depthwise convolution, pooling), eight outputs at a time;
-//! - `exec`: running a plan (pointers, worker pool, arena pool) — all calls into generated code.
+//! - `pool`: the fork-join worker pool for intra-op parallelism;
+//! - `exec`: running a plan (pointers, arena pool) — all calls into generated code.
 //!
 //! ```
 //! use kiln_backends::{jit::Jit, Backend};
@@ -34,6 +35,7 @@ mod host;
 mod linalg;
 mod lower;
 mod memory;
+mod pool;
 mod program;
 #[cfg(test)]
 mod tests;
@@ -44,8 +46,9 @@ pub use lower::Engine;
 
 use crate::{Backend, ExecError, Executable};
 use codegen::Codegen;
-use exec::{Compiled, Workers};
+use exec::Compiled;
 use kiln_ir::{Graph, Tensor};
+use pool::Workers;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
