@@ -1,5 +1,5 @@
-//! `tract-runner MODEL INPUT.npy RUNS THREADS`: loads an ONNX model into tract with the input's
-//! shape as its input fact, optimizes it, runs it RUNS times (after two warm-up runs) and prints
+//! `tract-runner MODEL INPUT.npy RUNS THREADS WARMUP`: loads an ONNX model into tract with the
+//! input's shape as its input fact, optimizes it, runs it RUNS times (after WARMUP runs) and prints
 //! one JSON line `{"median_ms": …, "min_ms": …, "prepare_ms": …}` for `benches/peers`.
 //! THREADS > 1 installs tract-linalg's rayon executor with that many threads.
 
@@ -7,13 +7,12 @@ use anyhow::{bail, Context};
 use std::time::Instant;
 use tract_onnx::prelude::*;
 
-const WARM_UP: usize = 2;
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, model, input, runs, threads] = args.as_slice() else {
-        bail!("usage: tract-runner MODEL INPUT.npy RUNS THREADS");
+    let [_, model, input, runs, threads, warm_up] = args.as_slice() else {
+        bail!("usage: tract-runner MODEL INPUT.npy RUNS THREADS WARMUP");
     };
+    let warm_up: usize = warm_up.parse().context("WARMUP must be a non-negative integer")?;
     let runs: usize = runs.parse().context("RUNS must be a positive integer")?;
     let threads: usize = threads.parse().context("THREADS must be a positive integer")?;
     if runs == 0 || threads == 0 {
@@ -33,10 +32,10 @@ fn main() -> anyhow::Result<()> {
     let prepare_ms = ms(started);
     let input: TValue = input.into();
     let mut times = Vec::with_capacity(runs);
-    for i in 0..WARM_UP + runs {
+    for i in 0..warm_up + runs {
         let started = Instant::now();
         plan.run(tvec![input.clone()])?;
-        if i >= WARM_UP {
+        if i >= warm_up {
             times.push(ms(started));
         }
     }
