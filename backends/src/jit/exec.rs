@@ -145,8 +145,8 @@ impl Compiled {
             match &s.kind {
                 StepKind::Elementwise(e) => self.elementwise(f, e),
                 StepKind::Conv(c, epi) => {
-                    let scratch = c.scratch.map_or(Ptr(std::ptr::null_mut()), |v| f.ptr(v));
-                    c.run(w, f.ptr(c.x), f.ptr(c.w), f.ptr(c.y), scratch);
+                    let optional = |v: Option<Vid>| v.map_or(Ptr(std::ptr::null_mut()), |v| f.ptr(v));
+                    c.run(w, [f.ptr(c.x), f.ptr(c.w), f.ptr(c.y), optional(c.scratch), optional(c.bias)]);
                     if let Some(e) = epi {
                         self.elementwise(f, e);
                     }

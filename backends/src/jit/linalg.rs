@@ -53,6 +53,9 @@ pub(crate) struct ConvStep {
     pub y: Vid,
     /// im2col scratch (`Im2col` only).
     pub scratch: Option<Vid>,
+    /// Per-channel bias added by the kernel itself (`Depthwise` only; the other algorithms
+    /// leave it to the epilogue).
+    pub bias: Option<Vid>,
     pub batch: usize,
     pub cin: usize,
     pub h: usize,
@@ -171,7 +174,7 @@ impl ConvStep {
     /// # Safety
     /// `x`, `w`, `y` (and `scratch` for im2col) point at buffers of the lowered shapes; `y`
     /// overlaps none of the others.
-    pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, w: Ptr, y: Ptr, scratch: Ptr) {
+    pub(crate) unsafe fn run(&self, workers: &Workers, [x, w, y, scratch, bias]: [Ptr; 5]) {
         let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
         let (plane_in, plane_out) = (self.h * self.w_in, self.oh * self.ow);
         let k = cin_g * self.kh * self.kw;
@@ -181,7 +184,7 @@ impl ConvStep {
                 let x_img = Ptr(x.add(img * self.cin * plane_in));
                 let y_img = Ptr(y.add(img * self.cout * plane_out));
                 if self.algo == ConvAlgo::Depthwise {
-                    self.depthwise(workers, x_img, w, y_img);
+                    self.depthwise(workers, x_img, w, bias, y_img);
                     continue;
                 }
                 for g in 0..self.groups {
@@ -245,8 +248,9 @@ impl ConvStep {
         });
     }
 
-    /// One filter per channel: a weighted sliding window over each plane.
-    unsafe fn depthwise(&self, workers: &Workers, x: Ptr, w: Ptr, y: Ptr) {
+    /// One filter per channel: a weighted sliding window over each plane, plus the channel's
+    /// bias when there is one (`bias` null otherwise).
+    unsafe fn depthwise(&self, workers: &Workers, x: Ptr, w: Ptr, bias: Ptr, y: Ptr) {
         let (plane_in, plane_out, taps) = (self.h * self.w_in, self.oh * self.ow, self.kh * self.kw);
         let win = Window {
             h: self.h,
@@ -268,7 +272,9 @@ impl ConvStep {
                     std::slice::from_raw_parts_mut(y.add(c * plane_out), plane_out),
                 )
             };
-            win.plane(Reduce::Dot(filt), src, dst);
+            // SAFETY: a non-null bias holds one value per channel.
+            let bias = if bias.raw().is_null() { 0.0 } else { unsafe { *bias.add(c) } };
+            win.plane(Reduce::Dot { weights: filt, bias }, src, dst);
         });
     }
 }

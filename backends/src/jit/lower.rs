@@ -792,8 +792,14 @@ impl Lowerer<'_, '_> {
                     pad: [geo.pads_begin[0], geo.pads_begin[1]],
                     dilation: [geo.dilations[0], geo.dilations[1]],
                     groups: c.group,
+                    bias: None,
                 };
-                let bias = vid(2).map(|b| (b, vec![ws[0], 1, 1], None));
+                // The depthwise kernel adds its bias itself; the others leave it to the epilogue.
+                let (step, bias) = if algo == ConvAlgo::Depthwise {
+                    (ConvStep { bias: vid(2), ..step }, None)
+                } else {
+                    (step, vid(2).map(|b| (b, vec![ws[0], 1, 1], None)))
+                };
                 Ok((AnchorKind::Conv(step, scratch), bias))
             }
             Op::MatMul => {

@@ -71,18 +71,22 @@ fn conv_bias_relu_residual_fuse_into_one_step() {
 
 #[test]
 fn every_convolution_algorithm_matches() {
-    for (name, cin, cout, k, stride, pad, group) in [
-        ("im2col-7x7-s2", 3, 8, 7, 2, 3, 1),
-        ("pointwise", 6, 4, 1, 1, 0, 1),
-        ("pointwise-s2-uses-im2col", 6, 4, 1, 2, 0, 1),
-        ("grouped", 6, 9, 3, 1, 1, 3),
-        ("depthwise-s2", 5, 5, 3, 2, 1, 5),
-        ("depthwise-s1", 4, 4, 3, 1, 1, 4),
+    for (name, cin, cout, k, stride, pad, group, bias) in [
+        ("im2col-7x7-s2", 3, 8, 7, 2, 3, 1, true),
+        ("pointwise", 6, 4, 1, 1, 0, 1, true),
+        ("pointwise-s2-uses-im2col", 6, 4, 1, 2, 0, 1, false),
+        ("grouped", 6, 9, 3, 1, 1, 3, true),
+        ("depthwise-s2", 5, 5, 3, 2, 1, 5, true),
+        ("depthwise-s1", 4, 4, 3, 1, 1, 4, false),
+        ("depthwise-5x5-s1", 3, 3, 5, 1, 2, 3, true),
     ] {
         let mut g = Graph::new(name);
         let x = g.add_input("x", TensorType::known(DType::F32, &[2, cin, 11, 10]));
-        let w = konst(&mut g, "w", &[cout, cin / group, k, k]);
-        let y = g.add("y", conv(stride, pad, group), &[x, w]).unwrap();
+        let mut ins = vec![x, konst(&mut g, "w", &[cout, cin / group, k, k])];
+        if bias {
+            ins.push(konst(&mut g, "b", &[cout]));
+        }
+        let y = g.add("y", conv(stride, pad, group), &ins).unwrap();
         g.set_outputs(vec![y]);
         check(&g, 1e-5);
     }

@@ -27,12 +27,23 @@ pub(crate) struct Window {
 /// What a window computes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Reduce<'a> {
-    /// `Σ w[ki·kw + kj] · x` (one depthwise filter).
-    Dot(&'a [f32]),
+    /// `bias + Σ weights[ki·kw + kj] · x` (one depthwise filter).
+    Dot { weights: &'a [f32], bias: f32 },
     /// `max x` (padding never wins).
     Max,
     /// `Σ x` (padding adds nothing).
     Sum,
+}
+
+impl Reduce<'_> {
+    /// The value before any tap.
+    fn initial(self) -> f32 {
+        match self {
+            Reduce::Dot { bias, .. } => bias,
+            Reduce::Max => f32::NEG_INFINITY,
+            Reduce::Sum => 0.0,
+        }
+    }
 }
 
 /// Outputs computed together.
@@ -56,8 +67,8 @@ impl Window {
     /// `dst` (`oh·ow` values).
     pub(crate) fn plane(&self, reduce: Reduce, src: &[f32], dst: &mut [f32]) {
         debug_assert_eq!((src.len(), dst.len()), (self.h * self.w, self.oh * self.ow));
-        if let Reduce::Dot(w) = reduce {
-            assert_eq!(w.len(), self.kh * self.kw, "one weight per tap");
+        if let Reduce::Dot { weights, .. } = reduce {
+            assert_eq!(weights.len(), self.kh * self.kw, "one weight per tap");
         }
         if dst.is_empty() {
             return;
@@ -92,13 +103,13 @@ impl Window {
         let [dy, dx] = self.dilation;
         for (oy, out) in dst.chunks_exact_mut(self.ow).enumerate() {
             for (ox, o) in out.iter_mut().enumerate() {
-                let mut acc = if matches!(reduce, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 };
+                let mut acc = reduce.initial();
                 for ki in 0..self.kh {
                     let row = &padded[(oy * sy + ki * dy) * pitch..];
                     for kj in 0..self.kw {
                         let x = row[ox * sx + kj * dx];
                         acc = match reduce {
-                            Reduce::Dot(w) => acc + w[ki * self.kw + kj] * x,
+                            Reduce::Dot { weights, .. } => acc + weights[ki * self.kw + kj] * x,
                             Reduce::Max => acc.max(x),
                             Reduce::Sum => acc + x,
                         };
@@ -119,9 +130,11 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn plane<const SX: usize>(win: &Window, reduce: Reduce, padded: &[f32], pitch: usize, dst: &mut [f32]) {
         match reduce {
-            Reduce::Dot(w) => blocks::<SX>(win, padded, pitch, dst, _mm256_setzero_ps(), |acc, x, t| {
-                _mm256_fmadd_ps(_mm256_set1_ps(w[t]), x, acc)
-            }),
+            Reduce::Dot { weights, bias } => {
+                blocks::<SX>(win, padded, pitch, dst, _mm256_set1_ps(bias), |acc, x, t| {
+                    _mm256_fmadd_ps(_mm256_set1_ps(weights[t]), x, acc)
+                })
+            }
             Reduce::Max => blocks::<SX>(win, padded, pitch, dst, _mm256_set1_ps(f32::NEG_INFINITY), |acc, x, _| {
                 _mm256_max_ps(acc, x)
             }),
@@ -195,7 +208,7 @@ mod tests {
         let mut out = Vec::new();
         for oy in 0..win.oh {
             for ox in 0..win.ow {
-                let mut acc = if matches!(reduce, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 };
+                let mut acc = reduce.initial();
                 for ki in 0..win.kh {
                     for kj in 0..win.kw {
                         let iy = (oy * win.stride[0] + ki * win.dilation[0]) as isize - win.pad[0] as isize;
@@ -205,7 +218,7 @@ mod tests {
                         }
                         let x = src[iy as usize * win.w + ix as usize];
                         acc = match reduce {
-                            Reduce::Dot(w) => acc + w[ki * win.kw + kj] * x,
+                            Reduce::Dot { weights, .. } => acc + weights[ki * win.kw + kj] * x,
                             Reduce::Max => acc.max(x),
                             Reduce::Sum => acc + x,
                         };
@@ -236,7 +249,7 @@ mod tests {
                 Window { h, w, oh: out(h), ow: out(w), kh: k, kw: k, stride: [s, s], pad: [p, p], dilation: [d, d] };
             let src: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
             let weights: Vec<f32> = (0..k * k).map(|i| 0.25 * i as f32 - 1.0).collect();
-            for reduce in [Reduce::Dot(&weights), Reduce::Max, Reduce::Sum] {
+            for reduce in [Reduce::Dot { weights: &weights, bias: 0.5 }, Reduce::Max, Reduce::Sum] {
                 let mut dst = vec![f32::NAN; win.oh * win.ow];
                 win.plane(reduce, &src, &mut dst);
                 let want = reference(&win, reduce, &src);
