@@ -2,7 +2,8 @@
 //! im2col shapes of typical convolutions, single-threaded: the Kiln JIT on a one-node MatMul
 //! graph, the interpreter on the same graph, and the two GEMM crates Kiln could build its core
 //! on — `gemm` (its x86-v4 AVX-512 kernels; the one chosen) and `matrixmultiply`. The issue's
-//! target is 150 GFLOP/s for the JIT at 512×512×512.
+//! target is 150 GFLOP/s for the JIT at 512×512×512. `gemm/fma-peak` is the ceiling: one core's
+//! f32 multiply-add throughput (independent AVX-512 FMA chains), which no GEMM can exceed.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kiln_backends::{interp::Interpreter, jit::Jit, Backend};
@@ -77,5 +78,35 @@ fn gemm_sweep(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm_sweep);
+/// Multiply-adds per `fma_chains` call: 12 independent chains of 16-lane FMAs, 1024 rounds.
+const PEAK_FLOPS: u64 = 12 * 16 * 2 * 1024;
+
+/// Twelve independent FMA dependency chains, enough to keep every FMA unit busy.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_chains(seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (b, c) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(-1e-7));
+    let mut acc = [_mm512_set1_ps(seed); 12];
+    for _ in 0..1024 {
+        for a in &mut acc {
+            *a = _mm512_fmadd_ps(*a, b, c);
+        }
+    }
+    acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+}
+
+fn fma_peak(c: &mut Criterion) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let mut group = c.benchmark_group("gemm");
+        group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+        group.throughput(Throughput::Elements(PEAK_FLOPS));
+        // SAFETY: AVX-512F was just detected.
+        group.bench_function("fma-peak", |b| b.iter(|| unsafe { fma_chains(std::hint::black_box(1.0)) }));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, fma_peak, gemm_sweep);
 criterion_main!(benches);
