@@ -58,16 +58,9 @@ pub(crate) struct ConvStep {
     pub bias: Option<Vid>,
     pub batch: usize,
     pub cin: usize,
-    pub h: usize,
-    pub w_in: usize,
     pub cout: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub stride: [usize; 2],
-    pub pad: [usize; 2],
-    pub dilation: [usize; 2],
+    /// Each plane's geometry: input and output extents, kernel, stride, padding, dilation.
+    pub window: Window,
     pub groups: usize,
 }
 
@@ -176,8 +169,8 @@ impl ConvStep {
     /// overlaps none of the others.
     pub(crate) unsafe fn run(&self, workers: &Workers, [x, w, y, scratch, bias]: [Ptr; 5]) {
         let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
-        let (plane_in, plane_out) = (self.h * self.w_in, self.oh * self.ow);
-        let k = cin_g * self.kh * self.kw;
+        let (plane_in, plane_out) = (self.window.h * self.window.w, self.window.oh * self.window.ow);
+        let k = cin_g * self.window.kh * self.window.kw;
         for img in 0..self.batch {
             // SAFETY (whole block): image and group offsets stay within the NCHW buffers.
             unsafe {
@@ -215,33 +208,41 @@ impl ConvStep {
     /// Unfolds one group of one image into `col[(c·kh + i)·kw + j][oy·ow + ox]`, zeros where the
     /// window reads padding.
     unsafe fn im2col(&self, workers: &Workers, x: Ptr, col: Ptr) {
-        let rows = (self.cin / self.groups) * self.kh * self.kw;
-        let plane_out = self.oh * self.ow;
+        let rows = (self.cin / self.groups) * self.window.kh * self.window.kw;
+        let plane_out = self.window.oh * self.window.ow;
         workers.for_each(rows, plane_out, |r| {
-            let (c, ki, kj) = (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw);
+            let (c, ki, kj) =
+                (r / (self.window.kh * self.window.kw), (r / self.window.kw) % self.window.kh, r % self.window.kw);
             // SAFETY: row `r` of the scratch and channel `c` of the input are in bounds.
             let (src, dst) = unsafe {
                 (
-                    std::slice::from_raw_parts(x.add(c * self.h * self.w_in), self.h * self.w_in),
+                    std::slice::from_raw_parts(x.add(c * self.window.h * self.window.w), self.window.h * self.window.w),
                     std::slice::from_raw_parts_mut(col.add(r * plane_out), plane_out),
                 )
             };
-            let (ox0, ox1, ix0) = valid_span(self.ow, self.w_in, self.stride[1], self.pad[1], kj * self.dilation[1]);
-            for oy in 0..self.oh {
-                let row = &mut dst[oy * self.ow..(oy + 1) * self.ow];
-                let iy = (oy * self.stride[0] + ki * self.dilation[0]) as isize - self.pad[0] as isize;
-                if iy < 0 || iy >= self.h as isize || ox0 >= ox1 {
+            let (ox0, ox1, ix0) = valid_span(
+                self.window.ow,
+                self.window.w,
+                self.window.stride[1],
+                self.window.pad[1],
+                kj * self.window.dilation[1],
+            );
+            for oy in 0..self.window.oh {
+                let row = &mut dst[oy * self.window.ow..(oy + 1) * self.window.ow];
+                let iy =
+                    (oy * self.window.stride[0] + ki * self.window.dilation[0]) as isize - self.window.pad[0] as isize;
+                if iy < 0 || iy >= self.window.h as isize || ox0 >= ox1 {
                     row.fill(0.0);
                     continue;
                 }
-                let line = &src[iy as usize * self.w_in..(iy as usize + 1) * self.w_in];
+                let line = &src[iy as usize * self.window.w..(iy as usize + 1) * self.window.w];
                 row[..ox0].fill(0.0);
                 row[ox1..].fill(0.0);
-                if self.stride[1] == 1 {
+                if self.window.stride[1] == 1 {
                     row[ox0..ox1].copy_from_slice(&line[ix0..ix0 + (ox1 - ox0)]);
                 } else {
                     for (o, v) in row[ox0..ox1].iter_mut().enumerate() {
-                        *v = line[ix0 + o * self.stride[1]];
+                        *v = line[ix0 + o * self.window.stride[1]];
                     }
                 }
             }
@@ -251,18 +252,8 @@ impl ConvStep {
     /// One filter per channel: a weighted sliding window over each plane, plus the channel's
     /// bias when there is one (`bias` null otherwise).
     unsafe fn depthwise(&self, workers: &Workers, x: Ptr, w: Ptr, bias: Ptr, y: Ptr) {
-        let (plane_in, plane_out, taps) = (self.h * self.w_in, self.oh * self.ow, self.kh * self.kw);
-        let win = Window {
-            h: self.h,
-            w: self.w_in,
-            oh: self.oh,
-            ow: self.ow,
-            kh: self.kh,
-            kw: self.kw,
-            stride: self.stride,
-            pad: self.pad,
-            dilation: self.dilation,
-        };
+        let win = &self.window;
+        let (plane_in, plane_out, taps) = (win.h * win.w, win.oh * win.ow, win.kh * win.kw);
         workers.for_each(self.cout, plane_out * taps, |c| {
             // SAFETY: channel `c` of input, weights and output are in bounds.
             let (src, filt, dst) = unsafe {
