@@ -97,17 +97,16 @@ impl Workers {
     /// `threads` participants (0: one per core).
     pub(crate) fn new(threads: usize) -> Result<Workers, String> {
         let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
-        let shared = Arc::new(Shared::default());
-        let helpers = (1..threads)
-            .map(|i| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("kiln-worker-{i}"))
-                    .spawn(move || shared.helper_loop())
-                    .map_err(|e| format!("could not start {threads} worker threads: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Workers { threads, shared, helpers, region: Mutex::new(()) })
+        let mut workers =
+            Workers { threads, shared: Arc::new(Shared::default()), helpers: Vec::new(), region: Mutex::new(()) };
+        for i in 1..threads {
+            let shared = Arc::clone(&workers.shared);
+            let helper =
+                std::thread::Builder::new().name(format!("kiln-worker-{i}")).spawn(move || shared.helper_loop());
+            // On failure, dropping `workers` stops the helpers already started.
+            workers.helpers.push(helper.map_err(|e| format!("could not start {threads} worker threads: {e}"))?);
+        }
+        Ok(workers)
     }
 
     pub(crate) fn threads(&self) -> usize {
