@@ -208,41 +208,47 @@ impl ConvStep {
     /// Unfolds one group of one image into `col[(c·kh + i)·kw + j][oy·ow + ox]`, zeros where the
     /// window reads padding.
     unsafe fn im2col(&self, workers: &Workers, x: Ptr, col: Ptr) {
-        let rows = (self.cin / self.groups) * self.window.kh * self.window.kw;
-        let plane_out = self.window.oh * self.window.ow;
+        let win = &self.window;
+        let rows = (self.cin / self.groups) * win.kh * win.kw;
+        let (plane_in, plane_out) = (win.h * win.w, win.oh * win.ow);
         workers.for_each(rows, plane_out, |r| {
-            let (c, ki, kj) =
-                (r / (self.window.kh * self.window.kw), (r / self.window.kw) % self.window.kh, r % self.window.kw);
+            let (c, ki, kj) = (r / (win.kh * win.kw), (r / win.kw) % win.kh, r % win.kw);
             // SAFETY: row `r` of the scratch and channel `c` of the input are in bounds.
             let (src, dst) = unsafe {
                 (
-                    std::slice::from_raw_parts(x.add(c * self.window.h * self.window.w), self.window.h * self.window.w),
+                    std::slice::from_raw_parts(x.add(c * plane_in), plane_in),
                     std::slice::from_raw_parts_mut(col.add(r * plane_out), plane_out),
                 )
             };
-            let (ox0, ox1, ix0) = valid_span(
-                self.window.ow,
-                self.window.w,
-                self.window.stride[1],
-                self.window.pad[1],
-                kj * self.window.dilation[1],
-            );
-            for oy in 0..self.window.oh {
-                let row = &mut dst[oy * self.window.ow..(oy + 1) * self.window.ow];
-                let iy =
-                    (oy * self.window.stride[0] + ki * self.window.dilation[0]) as isize - self.window.pad[0] as isize;
-                if iy < 0 || iy >= self.window.h as isize || ox0 >= ox1 {
-                    row.fill(0.0);
-                    continue;
+            let (ox0, ox1, ix0) = valid_span(win.ow, win.w, win.stride[1], win.pad[1], kj * win.dilation[1]);
+            let (oy0, oy1, iy0) = valid_span(win.oh, win.h, win.stride[0], win.pad[0], ki * win.dilation[0]);
+            if ox0 >= ox1 || oy0 >= oy1 {
+                dst.fill(0.0);
+                return;
+            }
+            dst[..oy0 * win.ow].fill(0.0);
+            dst[oy1 * win.ow..].fill(0.0);
+            if win.stride == [1, 1] && win.ow == win.w {
+                // Rows of input and output have one pitch: the window's rows are one shifted
+                // block of the plane (one copy), then the columns that wrapped are zeroed.
+                let (start, len) = (oy0 * win.ow + ox0, (oy1 - oy0 - 1) * win.ow + (ox1 - ox0));
+                let from = iy0 * win.w + ix0;
+                dst[start..start + len].copy_from_slice(&src[from..from + len]);
+                for row in dst[oy0 * win.ow..oy1 * win.ow].chunks_exact_mut(win.ow) {
+                    row[..ox0].fill(0.0);
+                    row[ox1..].fill(0.0);
                 }
-                let line = &src[iy as usize * self.window.w..(iy as usize + 1) * self.window.w];
+                return;
+            }
+            for (oy, row) in dst.chunks_exact_mut(win.ow).enumerate().take(oy1).skip(oy0) {
+                let line = &src[(iy0 + (oy - oy0) * win.stride[0]) * win.w..][..win.w];
                 row[..ox0].fill(0.0);
                 row[ox1..].fill(0.0);
-                if self.window.stride[1] == 1 {
+                if win.stride[1] == 1 {
                     row[ox0..ox1].copy_from_slice(&line[ix0..ix0 + (ox1 - ox0)]);
                 } else {
                     for (o, v) in row[ox0..ox1].iter_mut().enumerate() {
-                        *v = line[ix0 + o * self.window.stride[1]];
+                        *v = line[ix0 + o * win.stride[1]];
                     }
                 }
             }

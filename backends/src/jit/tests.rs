@@ -73,6 +73,9 @@ fn conv_bias_relu_residual_fuse_into_one_step() {
 fn every_convolution_algorithm_matches() {
     for (name, cin, cout, k, stride, pad, group, bias) in [
         ("im2col-7x7-s2", 3, 8, 7, 2, 3, 1, true),
+        ("im2col-3x3-s1-same", 4, 6, 3, 1, 1, 1, true),
+        ("im2col-3x3-s1-valid", 4, 6, 3, 1, 0, 1, false),
+        ("im2col-5x5-s1-wide-pad", 2, 3, 5, 1, 4, 1, true),
         ("pointwise", 6, 4, 1, 1, 0, 1, true),
         ("pointwise-s2-uses-im2col", 6, 4, 1, 2, 0, 1, false),
         ("grouped", 6, 9, 3, 1, 1, 3, true),
