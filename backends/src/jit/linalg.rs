@@ -228,18 +228,6 @@ impl ConvStep {
             }
             dst[..oy0 * win.ow].fill(0.0);
             dst[oy1 * win.ow..].fill(0.0);
-            if win.stride == [1, 1] && win.ow == win.w {
-                // Rows of input and output have one pitch: the window's rows are one shifted
-                // block of the plane (one copy), then the columns that wrapped are zeroed.
-                let (start, len) = (oy0 * win.ow + ox0, (oy1 - oy0 - 1) * win.ow + (ox1 - ox0));
-                let from = iy0 * win.w + ix0;
-                dst[start..start + len].copy_from_slice(&src[from..from + len]);
-                for row in dst[oy0 * win.ow..oy1 * win.ow].chunks_exact_mut(win.ow) {
-                    row[..ox0].fill(0.0);
-                    row[ox1..].fill(0.0);
-                }
-                return;
-            }
             for (oy, row) in dst.chunks_exact_mut(win.ow).enumerate().take(oy1).skip(oy0) {
                 let line = &src[(iy0 + (oy - oy0) * win.stride[0]) * win.w..][..win.w];
                 row[..ox0].fill(0.0);
