@@ -523,17 +523,7 @@ impl Lowerer<'_, '_> {
             Op::Pool(p) => {
                 let kernel = p.kernel();
                 let geo = p.window.resolve(&xs[2..], kernel, p.ceil_mode).map_err(|m| self.fail(id, m))?;
-                let window = Window {
-                    h: xs[2],
-                    w: xs[3],
-                    oh: out_shape[2],
-                    ow: out_shape[3],
-                    kh: kernel[0],
-                    kw: kernel[1],
-                    stride: [geo.strides[0], geo.strides[1]],
-                    pad: [geo.pads_begin[0], geo.pads_begin[1]],
-                    dilation: [1, 1],
-                };
+                let window = Window::from_geometry(&xs[2..], &geo);
                 let counts = match p.kind {
                     PoolKind::Average { count_include_pad } => {
                         let axis = |a: usize| {
@@ -782,17 +772,7 @@ impl Lowerer<'_, '_> {
                     batch: xs[0],
                     cin: xs[1],
                     cout: ws[0],
-                    window: Window {
-                        h: xs[2],
-                        w: xs[3],
-                        oh: out[2],
-                        ow: out[3],
-                        kh: ws[2],
-                        kw: ws[3],
-                        stride: [geo.strides[0], geo.strides[1]],
-                        pad: [geo.pads_begin[0], geo.pads_begin[1]],
-                        dilation: [geo.dilations[0], geo.dilations[1]],
-                    },
+                    window: Window::from_geometry(&xs[2..], &geo),
                     groups: c.group,
                     bias: None,
                 };

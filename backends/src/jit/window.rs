@@ -4,6 +4,7 @@
 //! with every tap of the window summed in registers and one store per eight outputs. The loop is
 //! compiled for AVX2/FMA (chosen at run time, specialized for strides 1 and 2) and portably.
 
+use kiln_ir::op::Geometry;
 use std::cell::RefCell;
 
 /// Geometry of a 2-D window over a plane.
@@ -55,6 +56,21 @@ thread_local! {
 }
 
 impl Window {
+    /// The window of a resolved 2-D Conv or pooling over planes of `input` (rows, columns).
+    pub(crate) fn from_geometry(input: &[usize], geo: &Geometry) -> Window {
+        Window {
+            h: input[0],
+            w: input[1],
+            oh: geo.output[0],
+            ow: geo.output[1],
+            kh: geo.kernel[0],
+            kw: geo.kernel[1],
+            stride: [geo.strides[0], geo.strides[1]],
+            pad: [geo.pads_begin[0], geo.pads_begin[1]],
+            dilation: [geo.dilations[0], geo.dilations[1]],
+        }
+    }
+
     /// Rows and row pitch of the padded plane: every row a window reaches, and every column the
     /// last block of `LANES` outputs reads (a stride-s block loads `LANES·s` elements).
     fn padded_extent(&self) -> (usize, usize) {
