@@ -1,10 +1,12 @@
-//! The matmul/convolution core. Products go to the `gemm` crate's (its `gemm-f32` half) packed AVX-512/AVX2/FMA
-//! micro-kernels (chosen over `matrixmultiply` and a Cranelift-emitted kernel by the GEMM sweep
-//! in `benches/`: Cranelift lowers only 128-bit vectors on x86-64); this module does what is
+//! The matmul/convolution core. Products go to the packed AVX-512/AVX2/FMA micro-kernels of the
+//! `gemm` crate's f32 half (`gemm-f32`; chosen over `matrixmultiply` and a Cranelift-emitted
+//! kernel by the GEMM sweep in `benches/`: Cranelift lowers only 128-bit vectors on x86-64),
+//! split over the worker threads along the long side of the result. This module does what is
 //! specific to each op: strided operand views for MatMul/Gemm (transposes cost nothing), im2col
 //! for general convolutions, a direct path for 1×1 stride-1 convolutions (the input already is
-//! the right-hand matrix), and a direct depthwise kernel. Epilogues (bias, activation, residual)
-//! run afterwards as generated elementwise kernels on the output.
+//! the right-hand matrix), and depthwise convolutions through the sliding-window kernel
+//! (`window`), which adds their bias too. Other epilogues (bias, activation, residual) run
+//! afterwards as generated elementwise kernels on the output.
 
 use super::exec::Ptr;
 use super::lower::Vid;
@@ -165,8 +167,8 @@ impl MatMulStep {
 
 impl ConvStep {
     /// # Safety
-    /// `x`, `w`, `y` (and `scratch` for im2col) point at buffers of the lowered shapes; `y`
-    /// overlaps none of the others.
+    /// `x`, `w`, `y` (and `scratch` for im2col, `bias` for depthwise, else null) point at
+    /// buffers of the lowered shapes; `y` overlaps none of the others.
     pub(crate) unsafe fn run(&self, workers: &Workers, [x, w, y, scratch, bias]: [Ptr; 5]) {
         let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
         let (plane_in, plane_out) = (self.window.h * self.window.w, self.window.oh * self.window.ow);
