@@ -90,27 +90,38 @@ impl Window {
             return;
         }
         PADDED.with(|padded| {
-            let mut padded = padded.borrow_mut();
+            let mut scratch = padded.borrow_mut();
             let (rows, pitch) = self.padded_extent();
-            padded.clear();
-            padded.resize(rows * pitch, if matches!(reduce, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 });
-            let cols = self.w.min(pitch.saturating_sub(self.pad[1]));
-            for (r, line) in padded.chunks_exact_mut(pitch).enumerate().filter(|_| cols > 0) {
-                let Some(iy) = r.checked_sub(self.pad[0]).filter(|&iy| iy < self.h) else { continue };
-                line[self.pad[1]..self.pad[1] + cols].copy_from_slice(&src[iy * self.w..iy * self.w + cols]);
+            let fill = if matches!(reduce, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 };
+            if scratch.len() < rows * pitch {
+                scratch.resize(rows * pitch, fill);
+            }
+            let padded = &mut scratch[..rows * pitch];
+            // Each element is written once: input where the plane has it, padding elsewhere.
+            let left = self.pad[1].min(pitch);
+            let cols = self.w.min(pitch - left);
+            for (r, line) in padded.chunks_exact_mut(pitch).enumerate() {
+                match r.checked_sub(self.pad[0]).filter(|&iy| iy < self.h) {
+                    Some(iy) => {
+                        line[..left].fill(fill);
+                        line[left..left + cols].copy_from_slice(&src[iy * self.w..iy * self.w + cols]);
+                        line[left + cols..].fill(fill);
+                    }
+                    None => line.fill(fill),
+                }
             }
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 // SAFETY: the features these functions are compiled for were just detected.
                 return unsafe {
                     match self.stride[1] {
-                        1 => avx2::plane::<1>(self, reduce, &padded, pitch, dst),
-                        2 => avx2::plane::<2>(self, reduce, &padded, pitch, dst),
-                        _ => avx2::plane::<0>(self, reduce, &padded, pitch, dst),
+                        1 => avx2::plane::<1>(self, reduce, padded, pitch, dst),
+                        2 => avx2::plane::<2>(self, reduce, padded, pitch, dst),
+                        _ => avx2::plane::<0>(self, reduce, padded, pitch, dst),
                     }
                 };
             }
-            self.plane_portable(reduce, &padded, pitch, dst)
+            self.plane_portable(reduce, padded, pitch, dst)
         })
     }
 
