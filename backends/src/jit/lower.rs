@@ -7,9 +7,11 @@
 //! native steps produce are placed in the Concat's output buffer, so nothing is copied. Buffers
 //! get arena offsets from their lifetimes (`memory`).
 
+use super::gemm::PackedLhs;
 use super::host::{average_counts, ConcatPart, ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
 use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep};
 use super::memory::{self, Lifetime};
+use super::microkernel;
 use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
 use super::window::Window;
 use crate::ExecError;
@@ -438,6 +440,17 @@ impl Lowerer<'_, '_> {
         self.vals[v].shape.clone().expect("native steps only read values of known shape")
     }
 
+    /// A constant Conv weight `[Cout, Cin/g, kh, kw]` packed for the GEMM, one matrix per group;
+    /// none when the weight is computed at run time.
+    fn packed_weights(&self, w: Vid, groups: usize) -> Vec<PackedLhs> {
+        let Storage::Const(Tensor::F32(t)) = &self.vals[w].storage else { return Vec::new() };
+        let Some(all) = t.as_slice() else { return Vec::new() };
+        let shape = t.shape();
+        let (m, k) = (shape[0] / groups, shape[1..].iter().product::<usize>());
+        let kernel = microkernel::best();
+        all.chunks_exact(m * k).map(|g| PackedLhs::new(kernel, g, m, k)).collect()
+    }
+
     fn kernel(&mut self, nest: &LoopNest, prog: &Program) -> Result<usize, ExecError> {
         let key = format!("{nest:?}{prog:?}");
         if let Some(&i) = self.kernel_index.get(&key) {
@@ -709,21 +722,12 @@ impl Lowerer<'_, '_> {
             None
         };
         let (engine, kind) = match (anchor_kind, epilogue) {
-            (Some(AnchorKind::Conv(c, scratch)), e) => {
-                if let Some(s) = scratch {
-                    reads.push(s);
-                }
-                (Engine::Gemm, StepKind::Conv(c, e))
-            }
+            (Some(AnchorKind::Conv(c)), e) => (Engine::Gemm, StepKind::Conv(c, e)),
             (Some(AnchorKind::MatMul(m)), e) => (Engine::Gemm, StepKind::MatMul(m, e)),
             (None, Some(e)) => (Engine::Cranelift, StepKind::Elementwise(e)),
             (None, None) => unreachable!("groups without anchor always get a kernel"),
         };
-        let mut writes = vec![y];
-        if let StepKind::Conv(ConvStep { scratch: Some(s), .. }, _) = &kind {
-            writes.push(*s);
-        }
-        self.steps.push(Step { nodes: names, ops, engine, kind, reads, writes });
+        self.steps.push(Step { nodes: names, ops, engine, kind, reads, writes: vec![y] });
         Ok(())
     }
 
@@ -743,7 +747,6 @@ impl Lowerer<'_, '_> {
         let ins = g.node_inputs(a);
         let vids: Vec<Option<Vid>> = ins.iter().map(|v| v.map(|v| self.vid[&v])).collect();
         let vid = |i: usize| vids.get(i).copied().flatten();
-        let out = self.shape(y);
         match &g.node(a).op {
             Op::Conv(c) => {
                 let (x, w) = (vid(0).expect("conv input"), vid(1).expect("conv weight"));
@@ -761,19 +764,17 @@ impl Lowerer<'_, '_> {
                 } else {
                     ConvAlgo::Im2col
                 };
-                let k = ws[1] * ws[2] * ws[3];
-                let scratch = (algo == ConvAlgo::Im2col).then(|| self.new_buffer(vec![k, out[2] * out[3]]));
                 let step = ConvStep {
                     algo,
                     x,
                     w,
                     y,
-                    scratch,
                     batch: xs[0],
                     cin: xs[1],
                     cout: ws[0],
                     window: Window::from_geometry(&xs[2..], &geo),
                     groups: c.group,
+                    packed: if algo == ConvAlgo::Depthwise { Vec::new() } else { self.packed_weights(w, c.group) },
                     bias: None,
                 };
                 // The depthwise kernel adds its bias itself; the others leave it to the epilogue.
@@ -782,7 +783,7 @@ impl Lowerer<'_, '_> {
                 } else {
                     (step, vid(2).map(|b| (b, vec![ws[0], 1, 1], None)))
                 };
-                Ok((AnchorKind::Conv(step, scratch), bias))
+                Ok((AnchorKind::Conv(step), bias))
             }
             Op::MatMul => {
                 let (av, bv) = (vid(0).expect("lhs"), vid(1).expect("rhs"));
@@ -831,7 +832,7 @@ impl Lowerer<'_, '_> {
 }
 
 enum AnchorKind {
-    Conv(ConvStep, Option<Vid>),
+    Conv(ConvStep),
     MatMul(MatMulStep),
 }
 

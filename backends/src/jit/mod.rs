@@ -11,7 +11,9 @@
 //! - `codegen`: Cranelift module, host ISA detection, kernel emission;
 //! - `lower`: graph → steps (roles, fusion groups, storage of each value);
 //! - `memory`: arena offsets from buffer lifetimes;
-//! - `linalg`: the GEMM core, im2col / pointwise / depthwise convolution;
+//! - `gemm`: the packed GEMM core (blocking, packing — im2col included — threads, matrix–vector);
+//! - `microkernel`: the GEMM's register-tiled inner kernels, one per instruction set;
+//! - `linalg`: MatMul/Gemm and convolution steps on the GEMM core, depthwise convolution;
 //! - `host`: native pooling, Softmax, LRN, Concat;
 //! - `window`: sliding windows over a plane (depthwise convolution, pooling), eight outputs at a time;
 //! - `pool`: the fork-join worker pool for intra-op parallelism;
@@ -31,10 +33,12 @@
 
 mod codegen;
 mod exec;
+mod gemm;
 mod host;
 mod linalg;
 mod lower;
 mod memory;
+mod microkernel;
 mod pool;
 mod program;
 #[cfg(test)]

@@ -1,0 +1,579 @@
+//! The f32 GEMM core behind MatMul, Gemm and convolution: `C = alpha · A · B` with C row-major.
+//!
+//! B is packed in blocks `KC` deep and `NB` wide into panels as wide as the micro-kernel's tile
+//! (`microkernel`); for a convolution the panels are filled straight from the input image, so
+//! the im2col matrix is never written out. Each tile-high strip of A is packed (scaled by
+//! alpha) and run across the block's panels; constant weights are packed once, when the plan
+//! is built ([`PackedLhs`]). The packing buffers are per thread and only grow,
+//! so repeated runs allocate nothing. A product with one row or one column skips packing (a
+//! matrix–vector product, which only streams its matrix). Threads split C's longer side into
+//! one block each.
+
+use super::exec::Ptr;
+use super::microkernel::{self, MicroKernel, MAX_MR, MAX_TILE};
+use super::pool::Workers;
+use super::window::Window;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Depth of a packed block.
+const KC: usize = 256;
+/// Width of a packed block of B (a multiple of every kernel's tile width).
+const NB: usize = 512;
+/// Below this many multiply-adds a product runs on one thread.
+const PARALLEL_MACS: usize = 1 << 18;
+
+/// A strided matrix: element `(i, j)` is at `ptr + i·rs + j·cs`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided {
+    pub ptr: *const f32,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// The left-hand operand.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Lhs<'a> {
+    /// Packed on the fly, scaled by `alpha`.
+    Matrix {
+        a: Strided,
+        alpha: f32,
+    },
+    Packed(&'a PackedLhs),
+}
+
+/// A left-hand matrix packed ahead of time: for each `KC`-deep block, its strips of `mr` rows
+/// (zero rows past the end), in the order the GEMM reads them.
+#[derive(Clone, Debug)]
+pub(crate) struct PackedLhs {
+    kernel: MicroKernel,
+    k: usize,
+    /// Rows rounded up to whole strips.
+    rows: usize,
+    data: Vec<f32>,
+}
+
+impl PackedLhs {
+    /// Packs the row-major `m×k` matrix `a` for `kernel`.
+    pub(crate) fn new(kernel: MicroKernel, a: &[f32], m: usize, k: usize) -> PackedLhs {
+        assert_eq!(a.len(), m * k, "an m×k matrix");
+        let rows = m.next_multiple_of(kernel.mr);
+        let mut data = vec![0.0; rows * k];
+        let matrix = Strided { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            for i0 in (0..m).step_by(kernel.mr) {
+                let at = p0 * rows + i0 * kc;
+                // SAFETY: rows `i0..` (at most m) and columns `p0..p0 + kc` lie inside `a`.
+                unsafe { pack_a(matrix, 1.0, i0..m.min(i0 + kernel.mr), p0..p0 + kc, kernel.mr, &mut data[at..]) };
+            }
+        }
+        PackedLhs { kernel, k, rows, data }
+    }
+
+    /// The strip of rows from `i0` (a multiple of the tile height) in the block from depth `p0`.
+    fn strip(&self, i0: usize, p0: usize) -> &[f32] {
+        let kc = KC.min(self.k - p0);
+        &self.data[p0 * self.rows + i0 * kc..][..kc * self.kernel.mr]
+    }
+}
+
+/// The right-hand operand.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rhs<'a> {
+    Matrix(Strided),
+    /// The im2col matrix of the planes at `x` (channel after channel, `h·w` each) under
+    /// `window`, never materialized: row `(c·kh + ki)·kw + kj`, column `oy·ow + ox` holds
+    /// `x[c][oy·sy + ki·dy − pad_y][ox·sx + kj·dx − pad_x]`, or 0 in the padding.
+    Unfold {
+        x: *const f32,
+        window: &'a Window,
+    },
+}
+
+// SAFETY: the pointers are only read, from threads that each touch disjoint parts of C.
+unsafe impl Send for Strided {}
+unsafe impl Sync for Strided {}
+unsafe impl Send for Rhs<'_> {}
+unsafe impl Sync for Rhs<'_> {}
+
+thread_local! {
+    /// Each thread's packed block of B, one packed strip of A, and one unfolded row.
+    static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `c[i·ldc + j] = Σ_p A[i,p] · B[p,j]` for `i < m`, `j < n` (A scaled by its alpha).
+///
+/// # Safety
+/// `a` and `b` must be readable at every element their strides and extents reach (for
+/// `Unfold`, every plane of the window; a packed `a` must have been packed as `m×k`); `c`
+/// writable at `m` rows of `n` at pitch `ldc`, and overlapping neither operand.
+pub(crate) unsafe fn gemm(workers: &Workers, dims: (usize, usize, usize), a: Lhs, b: Rhs, c: *mut f32, ldc: usize) {
+    let kernel = match a {
+        Lhs::Packed(p) => p.kernel,
+        Lhs::Matrix { .. } => microkernel::best(),
+    };
+    // SAFETY: forwarded.
+    unsafe { gemm_with(kernel, workers, dims, a, b, c, ldc) }
+}
+
+/// [`gemm`] with a given micro-kernel (tests run every kernel the CPU has).
+///
+/// # Safety
+/// As [`gemm`]; a packed `a` was packed for `kernel`.
+pub(crate) unsafe fn gemm_with(
+    kernel: MicroKernel,
+    workers: &Workers,
+    (m, n, k): (usize, usize, usize),
+    a: Lhs,
+    b: Rhs,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if let Lhs::Packed(p) = a {
+        assert!(p.kernel.mr == kernel.mr && p.k == k && p.rows >= m, "packed for this kernel and shape");
+    }
+    // Blocks of the split side start at tile boundaries.
+    let (long, align) = if m >= n { (m, kernel.mr) } else { (n, kernel.nr) };
+    let parts = if m * n * k >= PARALLEL_MACS { workers.threads().min(long.div_ceil(align)) } else { 1 };
+    let block = long.div_ceil(parts).next_multiple_of(align);
+    let c = Ptr(c);
+    workers.for_each(parts, PARALLEL_MACS, |p| {
+        let part = p * block..((p + 1) * block).min(long);
+        if part.is_empty() {
+            return;
+        }
+        let (rows, cols) = if m >= n { (part, 0..n) } else { (0..m, part) };
+        // SAFETY: forwarded from the caller; part `p` writes rows (or columns) of C that no
+        // other part touches.
+        unsafe { serial(kernel, rows, cols, k, a, b, c.raw(), ldc) }
+    });
+}
+
+/// Rows `rows` × columns `cols` of C on this thread.
+#[allow(clippy::too_many_arguments)]
+unsafe fn serial(
+    kernel: MicroKernel,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    k: usize,
+    a: Lhs,
+    b: Rhs,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if let (Lhs::Matrix { a, alpha }, Rhs::Matrix(b)) = (a, b) {
+        if rows.len() == 1 || cols.len() == 1 || k == 0 {
+            // SAFETY: forwarded.
+            return unsafe { matrix_vector(rows, cols, k, alpha, a, b, c, ldc) };
+        }
+    }
+    if k == 0 {
+        for i in rows {
+            // SAFETY: row `i`, columns `cols` of C are in bounds.
+            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len()) }.fill(0.0);
+        }
+        return;
+    }
+    let MicroKernel { mr, nr, tile } = kernel;
+    PACKED.with(|packed| {
+        let mut packed = packed.borrow_mut();
+        if packed.len() < KC * (NB + mr) + NB {
+            packed.resize(KC * (NB + mr) + NB, 0.0);
+        }
+        let (b_block, rest) = packed.split_at_mut(KC * NB);
+        let (a_strip, line) = rest.split_at_mut(KC * mr);
+        let mut scratch = [0.0f32; MAX_TILE];
+        for j0 in cols.clone().step_by(NB) {
+            let nb = NB.min(cols.end - j0);
+            let panels = || (0..nb.div_ceil(nr)).map(|q| (q, j0 + q * nr, nr.min(j0 + nb - (j0 + q * nr))));
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                // SAFETY: the block lies inside B by the caller's contract.
+                unsafe {
+                    match b {
+                        Rhs::Unfold { x, window } => {
+                            unfold_block(x, window, p0..p0 + kc, j0..j0 + nb, nr, line, b_block)
+                        }
+                        Rhs::Matrix(m) => pack_block(m, p0..p0 + kc, j0..j0 + nb, nr, b_block),
+                    }
+                }
+                for i0 in rows.clone().step_by(mr) {
+                    let mv = mr.min(rows.end - i0);
+                    let strip = match a {
+                        Lhs::Packed(packed) => packed.strip(i0, p0),
+                        Lhs::Matrix { a, alpha } => {
+                            // SAFETY: the strip lies inside A by the caller's contract.
+                            unsafe { pack_a(a, alpha, i0..i0 + mv, p0..p0 + kc, mr, a_strip) };
+                            &a_strip[..kc * mr]
+                        }
+                    };
+                    for (q, j, nv) in panels() {
+                        // SAFETY: the tile's rows `< mv` and columns `< nv` lie inside C, and
+                        // its panel holds `kc` rows of `nr` at pitch `ldb`.
+                        unsafe {
+                            let (panel, ldb) = (b_block.as_ptr().add(q * kc * nr), nr);
+                            let at = c.add(i0 * ldc + j);
+                            if nv == nr {
+                                tile(kc, strip.as_ptr(), panel, ldb, at, ldc, mv, p0 > 0);
+                            } else {
+                                tile(kc, strip.as_ptr(), panel, ldb, scratch.as_mut_ptr(), nr, mv, false);
+                                for (i, part) in scratch.chunks_exact(nr).take(mv).enumerate() {
+                                    let out = std::slice::from_raw_parts_mut(at.add(i * ldc), nv);
+                                    for (o, &s) in out.iter_mut().zip(part) {
+                                        *o = if p0 > 0 { *o + s } else { s };
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Packs `A[rows, depth] · alpha` as `dst[p·mr + i]`, zero rows past the end.
+unsafe fn pack_a(a: Strided, alpha: f32, rows: Range<usize>, depth: Range<usize>, mr: usize, dst: &mut [f32]) {
+    let mut starts = [std::ptr::null::<f32>(); MAX_MR];
+    for (start, i) in starts.iter_mut().zip(rows.clone()) {
+        // SAFETY: row `i`, columns `depth` of A are in bounds.
+        *start = unsafe { a.ptr.offset(i as isize * a.rs + depth.start as isize * a.cs) };
+    }
+    let starts = &starts[..rows.len()];
+    for (p, out) in dst[..depth.len() * mr].chunks_exact_mut(mr).enumerate() {
+        let at = p as isize * a.cs;
+        for (o, &row) in out.iter_mut().zip(starts) {
+            // SAFETY: as above.
+            *o = alpha * unsafe { *row.offset(at) };
+        }
+        out[starts.len()..].fill(0.0);
+    }
+}
+
+/// Packs rows `depth`, columns `cols` of the matrix `m` into panels of `nr` columns
+/// (`block[q·kc·nr + p·nr + j]`, zeros past `cols`), reading along whichever axis of `m` is
+/// contiguous.
+unsafe fn pack_block(m: Strided, depth: Range<usize>, cols: Range<usize>, nr: usize, block: &mut [f32]) {
+    let kc = depth.len();
+    let panels = block[..cols.len().div_ceil(nr) * kc * nr].chunks_exact_mut(kc * nr);
+    // SAFETY (both arms): rows `depth` and columns `cols` of `m` are in bounds.
+    if m.cs == 1 {
+        for (p, d) in depth.enumerate() {
+            let row = unsafe {
+                std::slice::from_raw_parts(m.ptr.offset(d as isize * m.rs + cols.start as isize), cols.len())
+            };
+            spread_row(row, p, kc, nr, block);
+        }
+    } else {
+        for (q, panel) in panels.enumerate() {
+            for j in 0..nr.min(cols.len() - q * nr) {
+                let col =
+                    unsafe { m.ptr.offset((cols.start + q * nr + j) as isize * m.cs + depth.start as isize * m.rs) };
+                for (p, line) in panel.chunks_exact_mut(nr).enumerate() {
+                    line[j] = unsafe { *col.offset(p as isize * m.rs) };
+                }
+            }
+        }
+    }
+    zero_tail(block, kc, cols.len(), nr);
+}
+
+/// Zeros the columns of the last panel past `width`.
+fn zero_tail(block: &mut [f32], kc: usize, width: usize, nr: usize) {
+    let tail = width % nr;
+    if tail != 0 {
+        for line in block[width / nr * kc * nr..][..kc * nr].chunks_exact_mut(nr) {
+            line[tail..].fill(0.0);
+        }
+    }
+}
+
+/// Packs rows `depth`, columns `cols` of the im2col matrix of the planes at `x` into panels of
+/// `nr` columns (`block[q·kc·nr + p·nr + j]`, zeros past `cols`). Each depth row is unfolded
+/// into `line` first, one output row at a time (the window's bounds worked out once per output
+/// row, the input copied in runs), then spread over the panels.
+unsafe fn unfold_block(
+    x: *const f32,
+    win: &Window,
+    depth: Range<usize>,
+    cols: Range<usize>,
+    nr: usize,
+    line: &mut [f32],
+    block: &mut [f32],
+) {
+    let kc = depth.len();
+    let line = &mut line[..cols.len()];
+    let taps = win.kh * win.kw;
+    let (sx, sy, dy) = (win.stride[1], win.stride[0], win.dilation[0]);
+    for (p, d) in depth.enumerate() {
+        let (ch, ki, kj) = (d / taps, (d / win.kw) % win.kh, d % win.kw);
+        let offset = kj * win.dilation[1];
+        // SAFETY: channel `ch` is one of the window's planes.
+        let plane = unsafe { std::slice::from_raw_parts(x.add(ch * win.h * win.w), win.h * win.w) };
+        let (mut oy, mut ox, mut at) = (cols.start / win.ow, cols.start % win.ow, 0);
+        while at < line.len() {
+            let len = (win.ow - ox).min(line.len() - at);
+            let out = &mut line[at..at + len];
+            match (oy * sy + ki * dy).checked_sub(win.pad[0]).filter(|&iy| iy < win.h) {
+                None => out.fill(0.0),
+                Some(iy) => {
+                    let row = &plane[iy * win.w..][..win.w];
+                    // Output columns `lo..hi` of this run read inside the row.
+                    let (lo, hi, _) = valid_span(ox + len, win.w, sx, win.pad[1], offset);
+                    let (lo, hi) = (lo.max(ox) - ox, hi.max(ox) - ox);
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if lo < hi {
+                        let first = (ox + lo) * sx + offset - win.pad[1];
+                        if sx == 1 {
+                            out[lo..hi].copy_from_slice(&row[first..first + (hi - lo)]);
+                        } else {
+                            for (t, o) in out[lo..hi].iter_mut().enumerate() {
+                                *o = row[first + t * sx];
+                            }
+                        }
+                    }
+                }
+            }
+            at += len;
+            (oy, ox) = (oy + 1, 0);
+        }
+        spread_row(line, p, kc, nr, block);
+    }
+    zero_tail(block, kc, cols.len(), nr);
+}
+
+/// Writes `row` as packed row `p` of consecutive panels of `nr` columns.
+fn spread_row(row: &[f32], p: usize, kc: usize, nr: usize, block: &mut [f32]) {
+    /// Fixed-width chunks, so each copy is a few vector moves rather than a call.
+    fn spread<const N: usize>(row: &[f32], p: usize, kc: usize, block: &mut [f32]) {
+        let chunks = row.chunks_exact(N);
+        let rest = chunks.remainder();
+        for (q, chunk) in chunks.enumerate() {
+            block[q * kc * N + p * N..][..N].copy_from_slice(chunk);
+        }
+        if !rest.is_empty() {
+            let q = row.len() / N;
+            for (d, &v) in block[q * kc * N + p * N..][..rest.len()].iter_mut().zip(rest) {
+                *d = v;
+            }
+        }
+    }
+    match nr {
+        8 => spread::<8>(row, p, kc, block),
+        16 => spread::<16>(row, p, kc, block),
+        32 => spread::<32>(row, p, kc, block),
+        _ => unreachable!("micro-kernels are 8, 16 or 32 columns wide"),
+    }
+}
+
+/// One row or one column of C (or an empty depth): dot products, or for one row of C over a
+/// row-major B, `c += a_p · B[p, :]` row after row, so B is read once in order.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matrix_vector(
+    rows: Range<usize>,
+    cols: Range<usize>,
+    k: usize,
+    alpha: f32,
+    a: Strided,
+    b: Strided,
+    c: *mut f32,
+    ldc: usize,
+) {
+    // SAFETY (whole body): every index below is inside the extents the caller vouched for.
+    unsafe {
+        if rows.len() == 1 && b.cs == 1 && cols.len() > 1 && k > 0 {
+            let i = rows.start;
+            let out = std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len());
+            out.fill(0.0);
+            for p in 0..k {
+                let s = alpha * *a.ptr.offset(i as isize * a.rs + p as isize * a.cs);
+                let line =
+                    std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs + cols.start as isize), cols.len());
+                for (o, &v) in out.iter_mut().zip(line) {
+                    *o += s * v;
+                }
+            }
+            return;
+        }
+        for i in rows {
+            for j in cols.clone() {
+                let x = Strided { ptr: a.ptr.offset(i as isize * a.rs), rs: a.cs, cs: 0 };
+                let y = Strided { ptr: b.ptr.offset(j as isize * b.cs), rs: b.rs, cs: 0 };
+                *c.add(i * ldc + j) = alpha * dot(x, y, k);
+            }
+        }
+    }
+}
+
+/// `Σ_{p<k} x[p·x.rs] · y[p·y.rs]`, sixteen partial sums when both are contiguous.
+unsafe fn dot(x: Strided, y: Strided, k: usize) -> f32 {
+    const LANES: usize = 16;
+    // SAFETY (whole body): both vectors hold `k` elements at their strides.
+    unsafe {
+        if x.rs == 1 && y.rs == 1 {
+            let (x, y) = (std::slice::from_raw_parts(x.ptr, k), std::slice::from_raw_parts(y.ptr, k));
+            let mut acc = [0.0f32; LANES];
+            let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+            let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+            for (xs, ys) in xc.zip(yc) {
+                for ((s, a), b) in acc.iter_mut().zip(xs).zip(ys) {
+                    *s += a * b;
+                }
+            }
+            return acc.iter().sum::<f32>() + tail;
+        }
+        (0..k as isize).map(|p| *x.ptr.offset(p * x.rs) * *y.ptr.offset(p * y.rs)).sum()
+    }
+}
+
+/// The output positions `o0..o1` whose input index `o·stride + offset − pad` lies in `0..width`,
+/// and that first input index.
+pub(crate) fn valid_span(out: usize, width: usize, stride: usize, pad: usize, offset: usize) -> (usize, usize, usize) {
+    if stride == 1 {
+        // The same without divisions (the common case, once per output row in packing).
+        let lo = pad.saturating_sub(offset).min(out);
+        let hi = (width + pad).saturating_sub(offset).min(out).max(lo);
+        return (lo, hi, if lo < hi { lo + offset - pad } else { 0 });
+    }
+    // first o with o·stride + offset ≥ pad
+    let lo = if offset >= pad { 0 } else { (pad - offset).div_ceil(stride) }.min(out);
+    // one past the last o with o·stride + offset − pad ≤ width − 1
+    let hi = if width + pad <= offset { 0 } else { ((width + pad - offset - 1) / stride + 1).min(out) }.max(lo);
+    let first = if lo < hi { lo * stride + offset - pad } else { 0 };
+    (lo, hi, first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jit::microkernel::all;
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], what: &str) {
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!((g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()), "{what}: element {i} is {g}, want {w}");
+        }
+    }
+
+    /// Every kernel, on one and two threads, with A row-major, transposed or pre-packed and B
+    /// row-major or transposed, against the definition — shapes with partial tiles, a depth
+    /// over `KC`, a width over `NB`, single rows and columns, and an empty depth.
+    #[test]
+    fn gemm_matches_the_definition() {
+        let shapes = [(1, 7, 5), (7, 1, 5), (13, 33, 300), (17, 530, 20), (40, 17, 600), (5, 6, 0), (33, 70, 9)];
+        for kernel in all() {
+            for threads in [1, 2] {
+                let workers = Workers::new(threads).unwrap();
+                for (m, n, k) in shapes {
+                    let (a, b) = (values(m * k, 1), values(k * n, 2));
+                    let want: Vec<f64> = (0..m * n)
+                        .map(|e| (0..k).map(|p| 0.5 * a[e / n * k + p] as f64 * b[p * n + e % n] as f64).sum())
+                        .collect();
+                    let at: Vec<f32> = (0..m * k).map(|e| a[e % m * k + e / m]).collect();
+                    let bt: Vec<f32> = (0..k * n).map(|e| b[e % k * n + e / k]).collect();
+                    let half: Vec<f32> = a.iter().map(|v| 0.5 * v).collect();
+                    let packed = PackedLhs::new(kernel, &half, m, k);
+                    let lhs = [
+                        Lhs::Matrix { a: Strided { ptr: a.as_ptr(), rs: k as isize, cs: 1 }, alpha: 0.5 },
+                        Lhs::Matrix { a: Strided { ptr: at.as_ptr(), rs: 1, cs: m as isize }, alpha: 0.5 },
+                        Lhs::Packed(&packed),
+                    ];
+                    let rhs = [
+                        Strided { ptr: b.as_ptr(), rs: n as isize, cs: 1 },
+                        Strided { ptr: bt.as_ptr(), rs: 1, cs: k as isize },
+                    ];
+                    for (l, &a) in lhs.iter().enumerate() {
+                        for (r, &b) in rhs.iter().enumerate() {
+                            let mut c = vec![f32::NAN; m * n];
+                            // SAFETY: the operands and C have exactly the strided extents given.
+                            unsafe { gemm_with(kernel, &workers, (m, n, k), a, Rhs::Matrix(b), c.as_mut_ptr(), n) };
+                            let what = format!(
+                                "{}x{} kernel, {threads} threads, {m}x{n}x{k}, lhs {l}, rhs {r}",
+                                kernel.mr, kernel.nr
+                            );
+                            assert_close(&c, &want, &what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The unfolded right-hand side against a convolution written from its definition:
+    /// padding, strides, dilation, planes narrower than a tile and wider than a block.
+    #[test]
+    fn unfolded_convolution_matches_the_definition() {
+        // (cin, h, w, cout, kh, kw, stride, pad, dilation)
+        let cases = [
+            (3, 5, 5, 4, 3, 3, [1, 1], [1, 1], [1, 1]),
+            (2, 7, 6, 17, 3, 3, [2, 2], [1, 0], [1, 1]),
+            (4, 9, 9, 5, 3, 3, [1, 1], [2, 2], [2, 2]),
+            (1, 30, 40, 3, 5, 5, [1, 1], [2, 2], [1, 1]),
+            (2, 8, 8, 3, 7, 7, [3, 2], [3, 3], [1, 1]),
+            (3, 4, 4, 2, 2, 2, [1, 1], [0, 0], [1, 1]),
+        ];
+        for kernel in all() {
+            for (cin, h, w, cout, kh, kw, stride, pad, dilation) in cases {
+                let oh = (h + 2 * pad[0] - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
+                let ow = (w + 2 * pad[1] - dilation[1] * (kw - 1) - 1) / stride[1] + 1;
+                let win = Window { h, w, oh, ow, kh, kw, stride, pad, dilation };
+                let (x, wt) = (values(cin * h * w, 3), values(cout * cin * kh * kw, 4));
+                let mut want = vec![0.0f64; cout * oh * ow];
+                for (e, out) in want.iter_mut().enumerate() {
+                    let (co, oy, ox) = (e / (oh * ow), e / ow % oh, e % ow);
+                    for (c, i, j) in (0..cin).flat_map(|c| (0..kh).flat_map(move |i| (0..kw).map(move |j| (c, i, j)))) {
+                        let iy = (oy * stride[0] + i * dilation[0]) as isize - pad[0] as isize;
+                        let ix = (ox * stride[1] + j * dilation[1]) as isize - pad[1] as isize;
+                        if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                            *out += wt[((co * cin + c) * kh + i) * kw + j] as f64
+                                * x[(c * h + iy as usize) * w + ix as usize] as f64;
+                        }
+                    }
+                }
+                let k = cin * kh * kw;
+                let packed = PackedLhs::new(kernel, &wt, cout, k);
+                let mut y = vec![f32::NAN; cout * oh * ow];
+                let workers = Workers::new(1).unwrap();
+                let rhs = Rhs::Unfold { x: x.as_ptr(), window: &win };
+                // SAFETY: `x` holds `cin` planes of the window, `y` `cout` output planes.
+                unsafe {
+                    gemm_with(kernel, &workers, (cout, oh * ow, k), Lhs::Packed(&packed), rhs, y.as_mut_ptr(), oh * ow)
+                };
+                assert_close(&y, &want, &format!("{}x{} kernel, {win:?}", kernel.mr, kernel.nr));
+            }
+        }
+    }
+
+    #[test]
+    fn valid_span_matches_a_scan() {
+        for (out, width, stride, pad, offset) in (0..6).flat_map(|o| {
+            (1..6).flat_map(move |w| {
+                (1..4).flat_map(move |s| (0..4).flat_map(move |p| (0..7).map(move |f| (o, w, s, p, f))))
+            })
+        }) {
+            let scan: Vec<usize> = (0..out)
+                .filter(|&o| {
+                    let i = (o * stride + offset) as isize - pad as isize;
+                    i >= 0 && i < width as isize
+                })
+                .collect();
+            let (lo, hi, first) = valid_span(out, width, stride, pad, offset);
+            match (scan.first(), scan.last()) {
+                (Some(&f), Some(&l)) => assert_eq!((lo, hi, first), (f, l + 1, f * stride + offset - pad)),
+                _ => assert_eq!(lo, hi),
+            }
+        }
+    }
+}
