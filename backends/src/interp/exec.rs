@@ -36,12 +36,14 @@ impl Plan {
 /// Checks inputs against the declared input types: count, dtype, rank, known dims, and that
 /// each symbolic dim has one extent across all inputs.
 pub(crate) fn check_inputs(g: &Graph, inputs: &[Tensor], check: Check) -> Result<(), ExecError> {
-    let declared = g.input_values();
+    // Walked in place rather than collected: the JIT checks every run and must not allocate.
+    let declared = g.inputs();
     if declared.len() != inputs.len() {
         return Err(ExecError::InputCount { graph: g.name.clone(), expected: declared.len(), got: inputs.len() });
     }
     let mut symbols: HashMap<&str, (usize, &str)> = HashMap::new();
-    for (&v, t) in declared.iter().zip(inputs) {
+    for (&node, t) in declared.iter().zip(inputs) {
+        let v = ValueRef::first(node);
         let want = g.value_type(v);
         let name = g.value_name(v);
         let mismatch = |message: String| ExecError::InputMismatch {

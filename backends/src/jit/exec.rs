@@ -96,6 +96,15 @@ impl Compiled {
         }
         self.run_with(inputs, |frame| {
             for (o, (&v, dst)) in self.lowered.outputs.iter().zip(outputs.iter_mut()).enumerate() {
+                let val = &self.lowered.vals[v];
+                if val.shape.as_deref().is_some_and(|s| s == dst.shape()) && val.dtype == dst.dtype() {
+                    // An arena value goes straight into the caller's buffer, with no tensor between.
+                    if let (Storage::Buffer { .. }, Some(out)) = (&val.storage, f32_slice_mut(dst)) {
+                        // SAFETY: the buffer holds this value's `out.len()` f32, written by a step.
+                        out.copy_from_slice(unsafe { std::slice::from_raw_parts(frame.ptr(v).0, out.len()) });
+                        continue;
+                    }
+                }
                 let src = frame.tensor(v)?;
                 if src.dtype() != dst.dtype() || src.shape() != dst.shape() {
                     return Err(ExecError::InputMismatch {
@@ -117,7 +126,14 @@ impl Compiled {
         finish: impl FnOnce(&Frame) -> Result<(), ExecError>,
     ) -> Result<(), ExecError> {
         check_inputs(&self.graph, inputs, Check::Full)?;
-        let inputs: Vec<Tensor> = inputs.iter().map(super::lower::contiguous).collect();
+        // Kernels read inputs in standard layout; only inputs not already in it are copied.
+        let copies: Vec<Tensor>;
+        let inputs = if inputs.iter().all(is_standard_layout) {
+            inputs
+        } else {
+            copies = inputs.iter().map(super::lower::contiguous).collect();
+            &copies
+        };
         let lines = self.lowered.arena_bytes / ALIGN;
         let mut arena = self.arenas.lock().map_or(None, |mut a| a.pop()).unwrap_or_default();
         if arena.len() < lines {
@@ -126,7 +142,7 @@ impl Compiled {
         let mut frame = Frame {
             lowered: &self.lowered,
             arena: arena.as_mut_ptr() as *mut u8,
-            inputs: &inputs,
+            inputs,
             boxed: vec![None; self.lowered.boxed_slots],
         };
         let result = self.lowered.steps.iter().try_for_each(|s| self.step(&mut frame, s)).and_then(|()| finish(&frame));
@@ -146,7 +162,7 @@ impl Compiled {
                 StepKind::Elementwise(e) => self.elementwise(f, e),
                 StepKind::Conv(c, epi) => {
                     let optional = |v: Option<Vid>| v.map_or(Ptr(std::ptr::null_mut()), |v| f.ptr(v));
-                    c.run(w, [f.ptr(c.x), f.ptr(c.w), f.ptr(c.y), optional(c.scratch), optional(c.bias)]);
+                    c.run(w, [f.ptr(c.x), f.ptr(c.w), f.ptr(c.y), optional(c.bias)]);
                     if let Some(e) = epi {
                         self.elementwise(f, e);
                     }
@@ -161,10 +177,7 @@ impl Compiled {
                 StepKind::GlobalPool(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
                 StepKind::Softmax(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
                 StepKind::Lrn(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
-                StepKind::Concat(c) => {
-                    let ins: Vec<Ptr> = c.parts.iter().map(|p| f.ptr(p.x)).collect();
-                    c.run(&ins, f.ptr(c.y));
-                }
+                StepKind::Concat(c) => with_ptrs(f, c.parts.iter().map(|p| p.x), |ins| c.run(ins, f.ptr(c.y))),
                 StepKind::Interp { op, inputs, outputs } => {
                     let ins: Vec<Option<Tensor>> =
                         inputs.iter().map(|v| v.map(|v| f.tensor(v)).transpose()).collect::<Result<_, _>>()?;
@@ -185,7 +198,15 @@ impl Compiled {
     /// # Safety
     /// The kernel was generated for exactly these operands' shapes and strides.
     unsafe fn elementwise(&self, f: &Frame, e: &Elementwise) {
-        let ptrs: Vec<Ptr> = e.operands.iter().map(|&v| f.ptr(v)).collect();
+        with_ptrs(f, e.operands.iter().copied(), |ptrs| {
+            // SAFETY: forwarded.
+            unsafe { self.elementwise_with(e, ptrs) }
+        })
+    }
+
+    /// # Safety
+    /// As [`Compiled::elementwise`]; `ptrs` are its operands' pointers.
+    unsafe fn elementwise_with(&self, e: &Elementwise, ptrs: &[Ptr]) {
         let kernel = self.kernels[e.kernel];
         let table = Ptr(self.host_table.as_ptr() as *mut f32);
         let call = |lo: usize, hi: usize| {
@@ -277,6 +298,33 @@ fn missing(v: Vid) -> ExecError {
 
 fn missing_msg(message: String) -> ExecError {
     ExecError::Kernel { node: String::new(), op: "jit".into(), message }
+}
+
+/// Operand pointers of a step, on the stack (runs must not allocate) unless there are many.
+fn with_ptrs<R>(f: &Frame, vids: impl ExactSizeIterator<Item = Vid>, then: impl FnOnce(&[Ptr]) -> R) -> R {
+    const ON_STACK: usize = 16;
+    let n = vids.len();
+    if n <= ON_STACK {
+        let mut ptrs = [Ptr(std::ptr::null_mut()); ON_STACK];
+        for (p, v) in ptrs.iter_mut().zip(vids) {
+            *p = f.ptr(v);
+        }
+        then(&ptrs[..n])
+    } else {
+        then(&vids.map(|v| f.ptr(v)).collect::<Vec<_>>())
+    }
+}
+
+fn is_standard_layout(t: &Tensor) -> bool {
+    kiln_ir::with_array!(t, a => a.is_standard_layout())
+}
+
+/// A tensor's elements as one mutable f32 slice, when it is f32 in standard layout.
+fn f32_slice_mut(t: &mut Tensor) -> Option<&mut [f32]> {
+    match t {
+        Tensor::F32(a) => a.as_slice_mut(),
+        _ => None,
+    }
 }
 
 /// A contiguous tensor's first element.
