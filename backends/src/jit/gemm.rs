@@ -6,8 +6,8 @@
 //! alpha) and run across the block's panels; constant weights are packed once, when the plan
 //! is built ([`PackedLhs`]). The packing buffers are per thread and only grow,
 //! so repeated runs allocate nothing. A product with one row or one column skips packing (a
-//! matrix–vector product, which only streams its matrix). Threads split C's longer side into
-//! one block each.
+//! matrix–vector product, which only streams its matrix). Threads split C into one block each,
+//! by columns unless it has too few.
 
 use super::exec::Ptr;
 use super::microkernel::{self, MicroKernel, MAX_MR, MAX_TILE};
@@ -133,8 +133,11 @@ pub(crate) unsafe fn gemm_with(
     if let Lhs::Packed(p) = a {
         assert!(p.kernel.mr == kernel.mr && p.k == k && p.rows >= m, "packed for this kernel and shape");
     }
-    // Blocks of the split side start at tile boundaries.
-    let (long, align) = if m >= n { (m, kernel.mr) } else { (n, kernel.nr) };
+    // Threads split C's columns unless there are too few: a thread then packs only its own
+    // columns of B (split rows would each pack all of B, the im2col work included). Blocks
+    // start at tile boundaries.
+    let split_cols = n >= 4 * kernel.nr || n >= m;
+    let (long, align) = if split_cols { (n, kernel.nr) } else { (m, kernel.mr) };
     let parts = if m * n * k >= PARALLEL_MACS { workers.threads().min(long.div_ceil(align)) } else { 1 };
     let block = long.div_ceil(parts).next_multiple_of(align);
     let c = Ptr(c);
@@ -143,7 +146,7 @@ pub(crate) unsafe fn gemm_with(
         if part.is_empty() {
             return;
         }
-        let (rows, cols) = if m >= n { (part, 0..n) } else { (0..m, part) };
+        let (rows, cols) = if split_cols { (0..m, part) } else { (part, 0..n) };
         // SAFETY: forwarded from the caller; part `p` writes rows (or columns) of C that no
         // other part touches.
         unsafe { serial(kernel, rows, cols, k, a, b, c.raw(), ldc) }
