@@ -10,7 +10,7 @@
 //! by columns unless it has too few.
 
 use super::exec::Ptr;
-use super::microkernel::{self, MicroKernel, MAX_MR, MAX_TILE};
+use super::microkernel::{self, MicroKernel, Tile, MAX_MR, MAX_TILE};
 use super::pool::Workers;
 use super::window::Window;
 use std::cell::RefCell;
@@ -213,14 +213,14 @@ unsafe fn serial(
                     };
                     for (q, j, nv) in panels() {
                         // SAFETY: the tile's rows `< mv` and columns `< nv` lie inside C, and
-                        // its panel holds `kc` rows of `nr` at pitch `ldb`.
+                        // its panel holds `kc` rows of `nr`.
                         unsafe {
-                            let (panel, ldb) = (b_block.as_ptr().add(q * kc * nr), nr);
                             let at = c.add(i0 * ldc + j);
+                            let (a, b) = (strip.as_ptr(), b_block.as_ptr().add(q * kc * nr));
                             if nv == nr {
-                                tile(kc, strip.as_ptr(), panel, ldb, at, ldc, mv, p0 > 0);
+                                tile(&Tile { kc, a, b, c: at, ldc, rows: mv, add: p0 > 0 });
                             } else {
-                                tile(kc, strip.as_ptr(), panel, ldb, scratch.as_mut_ptr(), nr, mv, false);
+                                tile(&Tile { kc, a, b, c: scratch.as_mut_ptr(), ldc: nr, rows: mv, add: false });
                                 for (i, part) in scratch.chunks_exact(nr).take(mv).enumerate() {
                                     let out = std::slice::from_raw_parts_mut(at.add(i * ldc), nv);
                                     for (o, &s) in out.iter_mut().zip(part) {

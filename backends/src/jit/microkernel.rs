@@ -7,9 +7,25 @@
 
 use std::sync::OnceLock;
 
-/// `tile(kc, a, b, ldb, c, ldc, rows, add)`: for rows `i < rows` and all `j < NR`,
-/// `c[i·ldc + j] (+)= Σ_{p<kc} a[p·MR + i] · b[p·ldb + j]` (added to what is there when `add`).
-pub(crate) type TileFn = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, usize, bool);
+/// One call of a micro-kernel: for rows `i < rows` and all `j < NR`,
+/// `c[i·ldc + j] (+)= Σ_{p<kc} a[p·MR + i] · b[p·NR + j]` (added to what is there when `add`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile {
+    pub kc: usize,
+    pub a: *const f32,
+    pub b: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub rows: usize,
+    pub add: bool,
+}
+
+/// A micro-kernel.
+///
+/// # Safety
+/// `a` holds `kc·MR` values, `b` `kc·NR`, and `c` rows `< rows` of NR
+/// at pitch `ldc`, overlapping neither.
+pub(crate) type TileFn = unsafe fn(&Tile);
 
 /// One instruction set's micro-kernel and its tile.
 #[derive(Clone, Copy, Debug)]
@@ -60,19 +76,8 @@ pub(crate) fn portable() -> MicroKernel {
 }
 
 /// # Safety
-/// As [`TileFn`]: `a` holds `kc·4` values, `b` `kc` rows of 8 at pitch `ldb`, and `c` rows
-/// `< rows` of 8 at pitch `ldc`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_portable(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    add: bool,
-) {
+/// As [`TileFn`], with MR = 4 and NR = 8.
+unsafe fn tile_portable(&Tile { kc, a, b, c, ldc, rows, add }: &Tile) {
     const MR: usize = 4;
     const NR: usize = 8;
     // SAFETY: extents as documented.
@@ -80,7 +85,7 @@ unsafe fn tile_portable(
     let mut acc = [[0.0f32; NR]; MR];
     for (p, ap) in a.chunks_exact(MR).enumerate() {
         // SAFETY: row `p` of the panel holds NR values.
-        let bp = unsafe { std::slice::from_raw_parts(b.add(p * ldb), NR) };
+        let bp = unsafe { std::slice::from_raw_parts(b.add(p * NR), NR) };
         for (row, &ai) in acc.iter_mut().zip(ap) {
             for (s, &bj) in row.iter_mut().zip(bp) {
                 *s += ai * bj;
@@ -107,23 +112,13 @@ mod x86 {
             /// # Safety
             /// The CPU has the enabled features; extents as in [`super::TileFn`].
             #[target_feature(enable = $features)]
-            #[allow(clippy::too_many_arguments)]
-            pub(super) unsafe fn $name(
-                kc: usize,
-                a: *const f32,
-                b: *const f32,
-                ldb: usize,
-                c: *mut f32,
-                ldc: usize,
-                rows: usize,
-                add: bool,
-            ) {
+            pub(super) unsafe fn $name(&super::Tile { kc, a, b, c, ldc, rows, add }: &super::Tile) {
                 let mut acc = [[$zero(); $vecs]; $mr];
-                // SAFETY (whole body): depth step `p` reads a[p·MR..][..MR] and b[p·ldb..][..NR],
+                // SAFETY (whole body): depth step `p` reads a[p·MR..][..MR] and b[p·NR..][..NR],
                 // and rows `< rows` of C hold NR values each.
                 unsafe {
                     for p in 0..kc {
-                        let (ap, bp) = (a.add(p * $mr), b.add(p * ldb));
+                        let (ap, bp) = (a.add(p * $mr), b.add(p * $vecs * $lanes));
                         let mut bv = [$zero(); $vecs];
                         for (v, x) in bv.iter_mut().enumerate() {
                             *x = $load(bp.add(v * $lanes));
