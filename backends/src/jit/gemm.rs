@@ -319,18 +319,18 @@ unsafe fn unfold_block(
             let len = (win.ow - ox).min(line.len() - at);
             let out = &mut line[at..at + len];
             match (oy * sy + ki * dy).checked_sub(win.pad[0]).filter(|&iy| iy < win.h) {
-                None => out.fill(0.0),
+                None => zero_short(out),
                 Some(iy) => {
                     let row = &plane[iy * win.w..][..win.w];
                     // Output columns `lo..hi` of this run read inside the row.
                     let (lo, hi, _) = valid_span(ox + len, win.w, sx, win.pad[1], offset);
                     let (lo, hi) = (lo.max(ox) - ox, hi.max(ox) - ox);
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
+                    zero_short(&mut out[..lo]);
+                    zero_short(&mut out[hi..]);
                     if lo < hi {
                         let first = (ox + lo) * sx + offset - win.pad[1];
                         if sx == 1 {
-                            out[lo..hi].copy_from_slice(&row[first..first + (hi - lo)]);
+                            copy_short(&mut out[lo..hi], &row[first..first + (hi - lo)]);
                         } else {
                             for (t, o) in out[lo..hi].iter_mut().enumerate() {
                                 *o = row[first + t * sx];
@@ -345,6 +345,56 @@ unsafe fn unfold_block(
         spread_row(line, p, kc, nr, block);
     }
     zero_tail(block, kc, cols.len(), nr);
+}
+
+/// `dst.copy_from_slice(src)` for the few elements of one output row. A `memcpy` call per run
+/// cost more than the copy (and plain loops are turned back into that call), so with AVX-512
+/// the run is copied sixteen lanes at a time, the last chunk under a mask.
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "runs of equal length");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was just detected; both slices hold `dst.len()` elements.
+        return unsafe { avx512::copy(dst.as_mut_ptr(), Some(src.as_ptr()), dst.len()) };
+    }
+    dst.copy_from_slice(src);
+}
+
+/// `dst.fill(0.0)` for a few elements (as [`copy_short`]).
+fn zero_short(dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was just detected; `dst` holds `dst.len()` elements.
+        return unsafe { avx512::copy(dst.as_mut_ptr(), None, dst.len()) };
+    }
+    dst.fill(0.0);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Copies `len` values from `src` (zeros when `None`) to `dst`; masked lanes are neither
+    /// read nor written.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `dst` (and `src`) hold `len` elements.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn copy(dst: *mut f32, src: Option<*const f32>, len: usize) {
+        let mut at = 0;
+        while at < len {
+            let mask: __mmask16 = if len - at >= 16 { !0 } else { (1 << (len - at)) - 1 };
+            // SAFETY: lanes under the mask are at indices below `len`.
+            unsafe {
+                let v = match src {
+                    Some(s) => _mm512_maskz_loadu_ps(mask, s.add(at)),
+                    None => _mm512_setzero_ps(),
+                };
+                _mm512_mask_storeu_ps(dst.add(at), mask, v);
+            }
+            at += 16;
+        }
+    }
 }
 
 /// Writes `row` as packed row `p` of consecutive panels of `nr` columns.
