@@ -181,10 +181,11 @@ unsafe fn serial(
     let MicroKernel { mr, nr, tile } = kernel;
     PACKED.with(|packed| {
         let mut packed = packed.borrow_mut();
-        if packed.len() < KC * (NB + mr) + NB {
-            packed.resize(KC * (NB + mr) + NB, 0.0);
+        let block_len = NB.div_ceil(nr) * panel_pitch(KC, nr);
+        if packed.len() < block_len + KC * mr + NB {
+            packed.resize(block_len + KC * mr + NB, 0.0);
         }
-        let (b_block, rest) = packed.split_at_mut(KC * NB);
+        let (b_block, rest) = packed.split_at_mut(block_len);
         let (a_strip, line) = rest.split_at_mut(KC * mr);
         let mut scratch = [0.0f32; MAX_TILE];
         for j0 in cols.clone().step_by(NB) {
@@ -216,7 +217,7 @@ unsafe fn serial(
                         // its panel holds `kc` rows of `nr`.
                         unsafe {
                             let at = c.add(i0 * ldc + j);
-                            let (a, b) = (strip.as_ptr(), b_block.as_ptr().add(q * kc * nr));
+                            let (a, b) = (strip.as_ptr(), b_block.as_ptr().add(q * panel_pitch(kc, nr)));
                             if nv == nr {
                                 tile(&Tile { kc, a, b, c: at, ldc, rows: mv, add: p0 > 0 });
                             } else {
@@ -254,12 +255,19 @@ unsafe fn pack_a(a: Strided, alpha: f32, rows: Range<usize>, depth: Range<usize>
     }
 }
 
+/// Where panel `q + 1` of a block starts relative to panel `q`: `kc` rows of `nr`, plus a
+/// cache line so that consecutive panels do not start 4 KiB apart (packing writes one row of
+/// every panel in turn, and stores that far apart all land in the same few L1 sets).
+fn panel_pitch(kc: usize, nr: usize) -> usize {
+    kc * nr + 16
+}
+
 /// Packs rows `depth`, columns `cols` of the matrix `m` into panels of `nr` columns
-/// (`block[q·kc·nr + p·nr + j]`, zeros past `cols`), reading along whichever axis of `m` is
+/// (`block[q·pitch + p·nr + j]`, zeros past `cols`), reading along whichever axis of `m` is
 /// contiguous.
 unsafe fn pack_block(m: Strided, depth: Range<usize>, cols: Range<usize>, nr: usize, block: &mut [f32]) {
     let kc = depth.len();
-    let panels = block[..cols.len().div_ceil(nr) * kc * nr].chunks_exact_mut(kc * nr);
+    let pitch = panel_pitch(kc, nr);
     // SAFETY (both arms): rows `depth` and columns `cols` of `m` are in bounds.
     if m.cs == 1 {
         for (p, d) in depth.enumerate() {
@@ -269,7 +277,8 @@ unsafe fn pack_block(m: Strided, depth: Range<usize>, cols: Range<usize>, nr: us
             spread_row(row, p, kc, nr, block);
         }
     } else {
-        for (q, panel) in panels.enumerate() {
+        for q in 0..cols.len().div_ceil(nr) {
+            let panel = &mut block[q * pitch..][..kc * nr];
             for j in 0..nr.min(cols.len() - q * nr) {
                 let col =
                     unsafe { m.ptr.offset((cols.start + q * nr + j) as isize * m.cs + depth.start as isize * m.rs) };
@@ -286,14 +295,14 @@ unsafe fn pack_block(m: Strided, depth: Range<usize>, cols: Range<usize>, nr: us
 fn zero_tail(block: &mut [f32], kc: usize, width: usize, nr: usize) {
     let tail = width % nr;
     if tail != 0 {
-        for line in block[width / nr * kc * nr..][..kc * nr].chunks_exact_mut(nr) {
+        for line in block[width / nr * panel_pitch(kc, nr)..][..kc * nr].chunks_exact_mut(nr) {
             line[tail..].fill(0.0);
         }
     }
 }
 
 /// Packs rows `depth`, columns `cols` of the im2col matrix of the planes at `x` into panels of
-/// `nr` columns (`block[q·kc·nr + p·nr + j]`, zeros past `cols`). Each depth row is unfolded
+/// `nr` columns (`block[q·pitch + p·nr + j]`, zeros past `cols`). Each depth row is unfolded
 /// into `line` first, one output row at a time (the window's bounds worked out once per output
 /// row, the input copied in runs), then spread over the panels.
 unsafe fn unfold_block(
@@ -404,11 +413,11 @@ fn spread_row(row: &[f32], p: usize, kc: usize, nr: usize, block: &mut [f32]) {
         let chunks = row.chunks_exact(N);
         let rest = chunks.remainder();
         for (q, chunk) in chunks.enumerate() {
-            block[q * kc * N + p * N..][..N].copy_from_slice(chunk);
+            block[q * panel_pitch(kc, N) + p * N..][..N].copy_from_slice(chunk);
         }
         if !rest.is_empty() {
             let q = row.len() / N;
-            for (d, &v) in block[q * kc * N + p * N..][..rest.len()].iter_mut().zip(rest) {
+            for (d, &v) in block[q * panel_pitch(kc, N) + p * N..][..rest.len()].iter_mut().zip(rest) {
                 *d = v;
             }
         }
