@@ -1,12 +1,10 @@
-//! The matmul/convolution core. Products go to the packed AVX-512/AVX2/FMA micro-kernels of the
-//! `gemm` crate's f32 half (`gemm-f32`; chosen over `matrixmultiply` and a Cranelift-emitted
-//! kernel by the GEMM sweep in `benches/`: Cranelift lowers only 128-bit vectors on x86-64),
-//! split over the worker threads along the long side of the result. This module does what is
-//! specific to each op: strided operand views for MatMul/Gemm (transposes cost nothing), im2col
-//! for general convolutions, a direct path for 1×1 stride-1 convolutions (the input already is
-//! the right-hand matrix), and depthwise convolutions through the sliding-window kernel
-//! (`window`), which adds their bias too. Other epilogues (bias, activation, residual) run
-//! afterwards as generated elementwise kernels on the output.
+//! MatMul, Gemm and 2-D convolution steps on the GEMM core (`gemm`). This module does what is
+//! specific to each op: strided operand views for MatMul/Gemm (transposes cost nothing), the
+//! unfolded input as the right-hand side of a general convolution (packed by the core straight
+//! from the image), the input itself for 1×1 stride-1 convolutions, weights packed when the plan
+//! is built, and depthwise convolutions through the sliding-window kernel (`window`), which adds
+//! their bias too. Other epilogues (bias, activation, residual) run afterwards as generated
+//! elementwise kernels on the output.
 
 use super::exec::Ptr;
 use super::gemm::{gemm, Lhs, PackedLhs, Rhs, Strided};
@@ -92,7 +90,7 @@ impl MatMulStep {
 
 impl ConvStep {
     /// # Safety
-    /// `x`, `w`, `y` (and `scratch` for im2col, `bias` for depthwise, else null) point at
+    /// `x`, `w`, `y` (and `bias` for depthwise, else null) point at
     /// buffers of the lowered shapes; `y` overlaps none of the others.
     pub(crate) unsafe fn run(&self, workers: &Workers, [x, w, y, bias]: [Ptr; 4]) {
         let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
