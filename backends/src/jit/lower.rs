@@ -447,6 +447,9 @@ impl Lowerer<'_, '_> {
         let Some(all) = t.as_slice() else { return Vec::new() };
         let shape = t.shape();
         let (m, k) = (shape[0] / groups, shape[1..].iter().product::<usize>());
+        if m * k == 0 {
+            return Vec::new();
+        }
         let kernel = microkernel::best();
         all.chunks_exact(m * k).map(|g| PackedLhs::new(kernel, g, m, k)).collect()
     }

@@ -79,6 +79,7 @@ fn every_convolution_algorithm_matches() {
         ("pointwise", 6, 4, 1, 1, 0, 1, true),
         ("pointwise-s2-uses-im2col", 6, 4, 1, 2, 0, 1, false),
         ("grouped", 6, 9, 3, 1, 1, 3, true),
+        ("no-output-channels", 4, 0, 3, 1, 1, 1, false),
         ("depthwise-s2", 5, 5, 3, 2, 1, 5, true),
         ("depthwise-s1", 4, 4, 3, 1, 1, 4, false),
         ("depthwise-5x5-s1", 3, 3, 5, 1, 2, 3, true),
