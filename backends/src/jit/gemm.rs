@@ -190,7 +190,7 @@ unsafe fn serial(
         let mut scratch = [0.0f32; MAX_TILE];
         for j0 in cols.clone().step_by(NB) {
             let nb = NB.min(cols.end - j0);
-            let panels = || (0..nb.div_ceil(nr)).map(|q| (q, j0 + q * nr, nr.min(j0 + nb - (j0 + q * nr))));
+            let panels = || (0..nb.div_ceil(nr)).map(|q| (q, j0 + q * nr, nr.min(nb - q * nr)));
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
                 // SAFETY: the block lies inside B by the caller's contract.
