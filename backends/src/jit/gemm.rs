@@ -178,7 +178,7 @@ unsafe fn serial(
         }
         return;
     }
-    let MicroKernel { mr, nr, tile } = kernel;
+    let MicroKernel { mr, nr, tile, .. } = kernel;
     PACKED.with(|packed| {
         let mut packed = packed.borrow_mut();
         let block_len = NB.div_ceil(nr) * panel_pitch(KC, nr);
@@ -218,8 +218,11 @@ unsafe fn serial(
                         unsafe {
                             let at = c.add(i0 * ldc + j);
                             let (a, b) = (strip.as_ptr(), b_block.as_ptr().add(q * panel_pitch(kc, nr)));
+                            let whole = Tile { kc, a, b, c: at, ldc, rows: mv, add: p0 > 0 };
                             if nv == nr {
-                                tile(&Tile { kc, a, b, c: at, ldc, rows: mv, add: p0 > 0 });
+                                tile(&whole);
+                            } else if let Some(narrow) = kernel.narrow {
+                                narrow(&whole, nv);
                             } else {
                                 tile(&Tile { kc, a, b, c: scratch.as_mut_ptr(), ldc: nr, rows: mv, add: false });
                                 for (i, part) in scratch.chunks_exact(nr).take(mv).enumerate() {
@@ -615,6 +618,28 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Every width of a last, partial panel (the narrow kernels and the scratch tile), with a
+    /// partial strip of rows and a depth over `KC` (so later blocks add to C).
+    #[test]
+    fn every_panel_width_matches_the_definition() {
+        let (m, k) = (11, KC + 44);
+        let workers = Workers::new(1).unwrap();
+        for kernel in all() {
+            for n in 2..=2 * kernel.nr + 1 {
+                let (a, b) = (values(m * k, 5), values(k * n, 6));
+                let want: Vec<f64> = (0..m * n)
+                    .map(|e| (0..k).map(|p| a[e / n * k + p] as f64 * b[p * n + e % n] as f64).sum())
+                    .collect();
+                let packed = PackedLhs::new(kernel, &a, m, k);
+                let mut c = vec![f32::NAN; m * n];
+                let rhs = Rhs::Matrix(Strided { ptr: b.as_ptr(), rs: n as isize, cs: 1 });
+                // SAFETY: the operands and C have exactly the extents given.
+                unsafe { gemm_with(kernel, &workers, (m, n, k), Lhs::Packed(&packed), rhs, c.as_mut_ptr(), n) };
+                assert_close(&c, &want, &format!("{}x{} kernel, {m}x{n}x{k}", kernel.mr, kernel.nr));
             }
         }
     }

@@ -1,9 +1,10 @@
 //! The GEMM micro-kernels: one MR×NR tile of `C (+)= A·B` over a packed depth, every
 //! accumulator in a register. An A panel holds MR values per depth step (each broadcast), a B
 //! panel NR values per depth step (vector loads). One kernel per instruction set, chosen once
-//! per process: AVX-512 (16×16: sixteen accumulators, one load and sixteen broadcasts per
-//! sixteen FMAs; channel counts are multiples of 16 far more often than of 12, so fewer tiles
-//! run on padding than with 12×32), AVX2/FMA (6×16), and a portable 4×8 one.
+//! per process: AVX-512 (8×32: sixteen accumulators, two loads and eight broadcasts per sixteen
+//! FMAs; 8 rows divide every channel count of the light models), AVX2/FMA (6×16), and a portable
+//! 4×8 one. The AVX-512 kernel also has narrow variants for a last panel with padding columns,
+//! so a 7×7 or 14×14 image does not pay for a whole padded tile.
 
 use std::sync::OnceLock;
 
@@ -27,16 +28,26 @@ pub(crate) struct Tile {
 /// at pitch `ldc`, overlapping neither.
 pub(crate) type TileFn = unsafe fn(&Tile);
 
+/// A micro-kernel for only the first `cols < NR` columns of a tile (the panel's others are
+/// padding); it writes only those columns of C.
+///
+/// # Safety
+/// As [`TileFn`], with `c` holding rows `< rows` of `cols`.
+pub(crate) type NarrowFn = unsafe fn(&Tile, usize);
+
 /// One instruction set's micro-kernel and its tile.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MicroKernel {
     pub mr: usize,
     pub nr: usize,
     pub tile: TileFn,
+    /// The narrow variant, where the kernel has one; without it a last, partial panel is
+    /// computed as a whole tile into scratch.
+    pub narrow: Option<NarrowFn>,
 }
 
 /// The tallest tile any kernel has.
-pub(crate) const MAX_MR: usize = 16;
+pub(crate) const MAX_MR: usize = 8;
 /// The largest tile any kernel has (a partial tile is computed into a stack buffer this big).
 pub(crate) const MAX_TILE: usize = MAX_MR * 32;
 
@@ -47,10 +58,11 @@ pub(crate) fn best() -> MicroKernel {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
-                return MicroKernel { mr: 16, nr: 16, tile: x86::tile_avx512 };
+                let narrow = std::arch::is_x86_feature_detected!("avx512vl").then_some(x86::narrow_avx512 as NarrowFn);
+                return MicroKernel { mr: 8, nr: 32, tile: x86::tile_avx512, narrow };
             }
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return MicroKernel { mr: 6, nr: 16, tile: x86::tile_avx2 };
+                return MicroKernel { mr: 6, nr: 16, tile: x86::tile_avx2, narrow: None };
             }
         }
         portable()
@@ -63,7 +75,7 @@ pub(crate) fn all() -> Vec<MicroKernel> {
     let mut kernels = vec![best()];
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        kernels.push(MicroKernel { mr: 6, nr: 16, tile: x86::tile_avx2 });
+        kernels.push(MicroKernel { mr: 6, nr: 16, tile: x86::tile_avx2, narrow: None });
     }
     kernels.push(portable());
     kernels.dedup_by_key(|k| (k.mr, k.nr));
@@ -72,7 +84,7 @@ pub(crate) fn all() -> Vec<MicroKernel> {
 
 /// The kernel every CPU runs.
 pub(crate) fn portable() -> MicroKernel {
-    MicroKernel { mr: 4, nr: 8, tile: tile_portable }
+    MicroKernel { mr: 4, nr: 8, tile: tile_portable, narrow: None }
 }
 
 /// # Safety
@@ -105,9 +117,10 @@ unsafe fn tile_portable(&Tile { kc, a, b, c, ldc, rows, add }: &Tile) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// A register-tiled kernel for one vector width: `$mr` rows × `$vecs` vectors of `$lanes`.
+    /// A register-tiled kernel for one vector width: `$mr` rows × `$vecs` vectors of `$lanes`,
+    /// over B panels `$pitch` values wide (wider than the tile for a half-width variant).
     macro_rules! register_tile {
-        ($name:ident, $features:literal, $mr:literal, $vecs:literal, $lanes:literal,
+        ($name:ident, $features:literal, $mr:literal, $vecs:literal, $lanes:literal, $pitch:literal,
          $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident, $add:ident) => {
             /// # Safety
             /// The CPU has the enabled features; extents as in [`super::TileFn`].
@@ -118,7 +131,7 @@ mod x86 {
                 // and rows `< rows` of C hold NR values each.
                 unsafe {
                     for p in 0..kc {
-                        let (ap, bp) = (a.add(p * $mr), b.add(p * $vecs * $lanes));
+                        let (ap, bp) = (a.add(p * $mr), b.add(p * $pitch));
                         let mut bv = [$zero(); $vecs];
                         for (v, x) in bv.iter_mut().enumerate() {
                             *x = $load(bp.add(v * $lanes));
@@ -147,9 +160,10 @@ mod x86 {
     register_tile!(
         tile_avx512,
         "avx512f",
+        8,
+        2,
         16,
-        1,
-        16,
+        32,
         _mm512_setzero_ps,
         _mm512_loadu_ps,
         _mm512_storeu_ps,
@@ -163,6 +177,7 @@ mod x86 {
         6,
         2,
         8,
+        16,
         _mm256_setzero_ps,
         _mm256_loadu_ps,
         _mm256_storeu_ps,
@@ -170,4 +185,108 @@ mod x86 {
         _mm256_fmadd_ps,
         _mm256_add_ps
     );
+    register_tile!(
+        tile_avx512_half,
+        "avx512f",
+        8,
+        1,
+        16,
+        32,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps
+    );
+
+    /// The AVX-512 kernel's narrow variant: the first sixteen columns as a half-width tile, the
+    /// rest (fewer than sixteen) by [`columns`].
+    ///
+    /// # Safety
+    /// As [`super::NarrowFn`], on a CPU with AVX-512F and VL.
+    pub(super) unsafe fn narrow_avx512(tile: &super::Tile, cols: usize) {
+        const NARROW: [super::TileFn; 15] = [
+            columns::<1>,
+            columns::<2>,
+            columns::<3>,
+            columns::<4>,
+            columns::<5>,
+            columns::<6>,
+            columns::<7>,
+            columns::<8>,
+            columns::<9>,
+            columns::<10>,
+            columns::<11>,
+            columns::<12>,
+            columns::<13>,
+            columns::<14>,
+            columns::<15>,
+        ];
+        assert!(cols > 0 && cols < 32, "a partial panel of the 8×32 kernel");
+        let done = if cols >= 16 {
+            // SAFETY: the first sixteen columns are in the panel and in C.
+            unsafe { tile_avx512_half(tile) };
+            16
+        } else {
+            0
+        };
+        if cols > done {
+            // SAFETY: columns `done..cols` are in the panel and in C.
+            let rest = unsafe { super::Tile { b: tile.b.add(done), c: tile.c.add(done), ..*tile } };
+            unsafe { NARROW[cols - done - 1](&rest) }
+        }
+    }
+
+    /// Columns `..NV` (fewer than sixteen) of an 8-row tile over 32-wide B panels, vectorized
+    /// along the rows: per depth step one load of A and NV broadcast FMAs, so padding columns
+    /// cost nothing. Below eight columns even and odd depth steps accumulate apart, which keeps
+    /// enough FMAs in flight.
+    ///
+    /// # Safety
+    /// As [`super::TileFn`] for columns `..NV`, on a CPU with AVX-512F and VL.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    unsafe fn columns<const NV: usize>(&super::Tile { kc, a, b, c, ldc, rows, add }: &super::Tile) {
+        const MR: usize = 8;
+        const PITCH: usize = 32;
+        let mut even = [_mm256_setzero_ps(); NV];
+        let mut odd = [_mm256_setzero_ps(); NV];
+        // SAFETY (whole body): depth step `p` reads a[p·MR..][..MR] and b[p·PITCH..][..NV], and
+        // rows `< rows` of C hold NV values each.
+        unsafe {
+            macro_rules! step {
+                ($p:expr, $acc:expr) => {{
+                    let av = _mm256_loadu_ps(a.add($p * MR));
+                    for (j, s) in $acc.iter_mut().enumerate() {
+                        *s = _mm256_fmadd_ps(av, _mm256_set1_ps(*b.add($p * PITCH + j)), *s);
+                    }
+                }};
+            }
+            let mut p = 0;
+            if NV < 8 {
+                while p + 2 <= kc {
+                    step!(p, even);
+                    step!(p + 1, odd);
+                    p += 2;
+                }
+            }
+            while p < kc {
+                step!(p, even);
+                p += 1;
+            }
+            if NV < 8 {
+                for (e, o) in even.iter_mut().zip(&odd) {
+                    *e = _mm256_add_ps(*e, *o);
+                }
+            }
+            for (j, s) in even.iter().enumerate() {
+                let mut column = [0.0f32; MR];
+                _mm256_storeu_ps(column.as_mut_ptr(), *s);
+                for (i, &v) in column.iter().enumerate().take(rows) {
+                    let at = c.add(i * ldc + j);
+                    *at = if add { *at + v } else { v };
+                }
+            }
+        }
+    }
 }
