@@ -133,10 +133,13 @@ pub(crate) unsafe fn gemm_with(
     if let Lhs::Packed(p) = a {
         assert!(p.kernel.mr == kernel.mr && p.k == k && p.rows >= m, "packed for this kernel and shape");
     }
-    // Threads split C's columns unless there are too few: a thread then packs only its own
-    // columns of B (split rows would each pack all of B, the im2col work included). Blocks
-    // start at tile boundaries.
-    let split_cols = n >= 4 * kernel.nr || n >= m;
+    // Threads split C's columns unless a split of its rows balances the work clearly better (a
+    // 14×14 image is seven 32-wide panels: four against three). A thread's work is its tiles
+    // plus packing its panels of B, about half a strip of tiles each; split rows would each
+    // pack all of B. Blocks start at tile boundaries.
+    let (strips, panels, threads) = (m.div_ceil(kernel.mr), n.div_ceil(kernel.nr), workers.threads());
+    let work = |strips: usize, panels: usize| panels * (2 * strips + 1);
+    let split_cols = 10 * work(strips, panels.div_ceil(threads)) <= 11 * work(strips.div_ceil(threads), panels);
     let (long, align) = if split_cols { (n, kernel.nr) } else { (m, kernel.mr) };
     let parts = if m * n * k >= PARALLEL_MACS { workers.threads().min(long.div_ceil(align)) } else { 1 };
     let block = long.div_ceil(parts).next_multiple_of(align);
