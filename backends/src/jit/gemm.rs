@@ -7,7 +7,7 @@
 //! is built ([`PackedLhs`]). The packing buffers are per thread and only grow,
 //! so repeated runs allocate nothing. A product with one row or one column skips packing (a
 //! matrix–vector product, which only streams its matrix). Threads split C into one block each,
-//! by columns unless it has too few.
+//! by columns unless splitting its rows balances the work clearly better.
 
 use super::exec::Ptr;
 use super::microkernel::{self, MicroKernel, Tile, MAX_MR, MAX_TILE};
