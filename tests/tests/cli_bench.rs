@@ -99,8 +99,9 @@ fn given_input_fixes_the_symbolic_dims() {
     let x = npy_file(&dir, "x.npy", &Tensor::from_vec(&[2, 3], vec![-1.0f32, 2.0, -3.0, 4.0, 5.0, -6.0]).unwrap());
     let r = bench_json(&[&model, &"--runs", &"2", &"--input", &format!("x={}", x.display())]);
     assert_eq!(r["max_abs_diff"].as_f64(), Some(0.0), "{r}");
-    let r = bench_json(&[&model, &"--runs", &"1", &"--dim", &"batch=4"]);
+    let r = bench_json(&[&model, &"--runs", &"1", &"--dim", &"batch=4", &"--profile"]);
     assert!(r["jit"]["median_ms"].is_number(), "{r}");
+    assert_eq!(r["profile"][0]["ops"], serde_json::json!(["Relu"]), "the bound graph's one step: {r}");
 
     let wrong = npy_file(&dir, "wrong.npy", &Tensor::from_vec(&[2, 4], vec![0.0f32; 8]).unwrap());
     let (code, _, err) = bench(&[&model, &"--input", &format!("x={}", wrong.display())]);
@@ -126,4 +127,34 @@ fn usage_and_file_errors() {
         assert_eq!(code, 2, "{flag} {value}: {err}");
         assert!(err.contains(flag) && err.contains(value), "{err}");
     }
+}
+
+/// `--profile` times every step of the plan `kiln inspect --plan` shows, in its order; the
+/// shares are each median over their sum, and text mode lists the N slowest.
+#[test]
+fn profile_covers_every_step_of_the_plan() {
+    let r = bench_json(&[&squeezenet(), &"--runs", &"2", &"--warmup", &"1", &"--no-interp", &"--profile"]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let argv = ["kiln", "inspect", "--plan", "--json"].map(OsString::from).into_iter().chain([squeezenet().into()]);
+    assert_eq!(kiln::cli::run(argv, &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
+    let plan: Value = serde_json::from_slice(&out).unwrap();
+    let plan_steps = plan["plan"]["steps"].as_array().unwrap_or_else(|| panic!("no plan steps: {plan}"));
+    let steps = r["profile"].as_array().unwrap_or_else(|| panic!("no profile: {r}"));
+    assert_eq!(steps.len(), plan_steps.len(), "one entry per plan step");
+    let total: f64 = steps.iter().map(|s| ms(&s["median_ms"])).sum();
+    for (s, p) in steps.iter().zip(plan_steps) {
+        assert_eq!((&s["nodes"], &s["ops"], &s["engine"]), (&p["nodes"], &p["ops"], &p["engine"]), "{s}");
+        let (median, min) = (ms(&s["median_ms"]), ms(&s["min_ms"]));
+        assert!(min >= 0.0 && min <= median, "{s}");
+        assert!((ms(&s["share"]) - median / total).abs() <= 1e-9, "{s}");
+    }
+
+    let (code, out, err) = bench(&[&squeezenet(), &"--runs", &"1", &"--no-interp", &"--profile", &"3"]);
+    assert_eq!(code, 0, "{err}");
+    let listing: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("profile")).collect();
+    assert_eq!(listing.len(), 5, "a header, the 3 slowest steps and the per-op line:\n{out}");
+    assert!(listing[1..4].iter().all(|l| l.contains(" ms ") && l.ends_with(']')), "{out}");
+    assert!(listing[4].starts_with("by op") && listing[4].contains("Conv"), "{out}");
+    let r = bench_json(&[&squeezenet(), &"--runs", &"1", &"--no-interp"]);
+    assert!(r.get("profile").is_none(), "no profile unless asked: {r}");
 }

@@ -18,6 +18,7 @@ use crate::interp::{check_inputs, dispatch, Check};
 use crate::ExecError;
 use kiln_ir::{Graph, Tensor};
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// A raw f32 pointer that may cross threads (each task touches disjoint elements).
 #[derive(Clone, Copy, Debug)]
@@ -120,9 +121,39 @@ impl Compiled {
         })
     }
 
+    /// Runs the plan `runs` times and returns each step's wall time per run, in milliseconds
+    /// (`times[step][run]`), for `kiln bench --profile`.
+    pub(crate) fn profile(&self, inputs: &[Tensor], runs: usize) -> Result<Vec<Vec<f64>>, ExecError> {
+        let mut times = vec![Vec::with_capacity(runs); self.lowered.steps.len()];
+        for _ in 0..runs {
+            self.run_steps(
+                inputs,
+                |frame, i, step| {
+                    let start = Instant::now();
+                    self.step(frame, step)?;
+                    times[i].push(start.elapsed().as_secs_f64() * 1e3);
+                    Ok(())
+                },
+                |_| Ok(()),
+            )?;
+        }
+        Ok(times)
+    }
+
     fn run_with(
         &self,
         inputs: &[Tensor],
+        finish: impl FnOnce(&Frame) -> Result<(), ExecError>,
+    ) -> Result<(), ExecError> {
+        self.run_steps(inputs, |frame, _, step| self.step(frame, step), finish)
+    }
+
+    /// Sets up a frame over a pooled arena, runs every step `i` through `each(frame, i, step)`,
+    /// then `finish`.
+    fn run_steps(
+        &self,
+        inputs: &[Tensor],
+        mut each: impl FnMut(&mut Frame, usize, &Step) -> Result<(), ExecError>,
         finish: impl FnOnce(&Frame) -> Result<(), ExecError>,
     ) -> Result<(), ExecError> {
         check_inputs(&self.graph, inputs, Check::Full)?;
@@ -145,7 +176,9 @@ impl Compiled {
             inputs,
             boxed: vec![None; self.lowered.boxed_slots],
         };
-        let result = self.lowered.steps.iter().try_for_each(|s| self.step(&mut frame, s)).and_then(|()| finish(&frame));
+        let result = (self.lowered.steps.iter().enumerate())
+            .try_for_each(|(i, s)| each(&mut frame, i, s))
+            .and_then(|()| finish(&frame));
         drop(frame);
         if let Ok(mut pool) = self.arenas.lock() {
             pool.push(arena);

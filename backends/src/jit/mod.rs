@@ -179,6 +179,21 @@ impl CompiledGraph {
     pub fn run_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<(), ExecError> {
         self.inner.run_into(inputs, outputs)
     }
+
+    /// Runs `runs` times, timing every step; returns the steps in plan order, each with its
+    /// wall time in every run.
+    pub fn profile(&self, inputs: &[Tensor], runs: usize) -> Result<Vec<StepTimes>, ExecError> {
+        let times = self.inner.profile(inputs, runs)?;
+        Ok(self.report.steps.iter().zip(times).map(|(step, ms)| StepTimes { step: step.clone(), ms }).collect())
+    }
+}
+
+/// One step of a plan and its wall time in each run of [`CompiledGraph::profile`].
+#[derive(Clone, Debug)]
+pub struct StepTimes {
+    pub step: PlanStep,
+    /// Milliseconds, one per run.
+    pub ms: Vec<f64>,
 }
 
 impl Executable for CompiledGraph {

@@ -1,14 +1,15 @@
 //! `kiln bench MODEL [--input NAME=FILE.npy]... [--dim SYM=N]... [--threads N] [--runs N]
-//! [--warmup N] [--json] [--no-interp]`: times a model on the JIT and on the interpreter (median
-//! and minimum latency, and their ratio), and its compilation split into import, passes and code
-//! generation. Compile time and run time are kept apart: every timed run reuses one prepared
-//! executable, after warm-up runs that are not counted.
+//! [--warmup N] [--json] [--no-interp] [--profile [N]]`: times a model on the JIT and on the
+//! interpreter (median and minimum latency, and their ratio), and its compilation split into
+//! import, passes and code generation; with `--profile`, also each step of the JIT's plan.
+//! Compile time and run time are kept apart: every timed run reuses one prepared executable,
+//! after warm-up runs that are not counted.
 
 use super::{parse_dim, parse_input, print_json};
 use crate::driver::{memory, Session};
 use crate::KilnError;
 use kiln_backends::interp::Interpreter;
-use kiln_backends::jit::Jit;
+use kiln_backends::jit::{Jit, PlanStep};
 use kiln_backends::{Backend, Executable};
 use kiln_ir::Tensor;
 use serde::Serialize;
@@ -42,6 +43,10 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also time every step of the JIT's plan, in separate runs (as many as `--runs`, after the
+    /// warm-up), and list the N slowest (15 when N is omitted; JSON lists every step).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "15")]
+    profile: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +66,20 @@ struct Report {
     /// The process's peak resident memory after the JIT runs (before the interpreter runs);
     /// `None` where the system does not report it.
     peak_rss_bytes: Option<u64>,
+    /// With `--profile`: every step of the JIT's plan, in plan order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<Vec<StepReport>>,
+}
+
+/// One step of the plan under `--profile`.
+#[derive(Serialize)]
+struct StepReport {
+    #[serde(flatten)]
+    step: PlanStep,
+    #[serde(flatten)]
+    latency: Latency,
+    /// This step's median over the sum of all steps' medians.
+    share: f64,
 }
 
 #[derive(Serialize)]
@@ -98,6 +117,10 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
     let (jit_outputs, jit_latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "jit")?;
     drop(exe);
     let peak_rss_bytes = peak_rss_bytes();
+    let profile = match args.profile {
+        Some(_) => Some(profile_steps(&jit, graph, &inputs, args.warmup, args.runs)?),
+        None => None,
+    };
 
     let mut report = Report {
         model: args.model,
@@ -110,6 +133,7 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
         max_abs_diff: None,
         compile_ms: CompileMs { import, passes, codegen },
         peak_rss_bytes,
+        profile,
     };
     if !args.no_interp {
         let exe = Interpreter.prepare(graph).map_err(exec_error("interp"))?;
@@ -121,8 +145,35 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
     if args.json {
         print_json(out, &report)
     } else {
-        print_text(out, &report).map_err(KilnError::Report)
+        print_text(out, &report, args.profile.unwrap_or(0)).map_err(KilnError::Report)
     }
+}
+
+/// Compiles `graph` again (the plan `measure` timed is behind the `Executable` trait) and times
+/// each of its steps over `runs` runs after `warmup` untimed ones.
+fn profile_steps(
+    jit: &Jit,
+    graph: &kiln_ir::Graph,
+    inputs: &[Tensor],
+    warmup: u32,
+    runs: u32,
+) -> Result<Vec<StepReport>, KilnError> {
+    let compiled = jit.compile(graph).map_err(exec_error("jit"))?;
+    for _ in 0..warmup {
+        compiled.run(inputs).map_err(exec_error("jit"))?;
+    }
+    let steps = compiled.profile(inputs, runs as usize).map_err(exec_error("jit"))?;
+    let latencies: Vec<Latency> = steps.iter().map(|s| Latency::of(s.ms.clone())).collect();
+    let total: f64 = latencies.iter().map(|l| l.median_ms).sum();
+    Ok(steps
+        .into_iter()
+        .zip(latencies)
+        .map(|(s, latency)| StepReport {
+            share: if total > 0.0 { latency.median_ms / total } else { 0.0 },
+            step: s.step,
+            latency,
+        })
+        .collect())
 }
 
 /// Runs `f` and returns its result with the wall time it took, in milliseconds.
@@ -196,7 +247,7 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn print_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
+fn print_text(out: &mut dyn Write, r: &Report, slowest: usize) -> std::io::Result<()> {
     let c = &r.compile_ms;
     writeln!(out, "model     {}", r.model.display())?;
     writeln!(out, "runs      {} timed after {} warm-up, JIT on {} thread(s)", r.runs, r.warmup, r.threads)?;
@@ -221,7 +272,41 @@ fn print_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     if let Some(bytes) = r.peak_rss_bytes {
         writeln!(out, "peak RSS  {:.1} MiB (through the JIT runs)", bytes as f64 / (1024.0 * 1024.0))?;
     }
+    if let Some(steps) = &r.profile {
+        print_profile(out, steps, slowest)?;
+    }
     Ok(())
+}
+
+/// The `slowest` steps by median, then every op's share (a step counts under its first op: the
+/// anchor of a fused group).
+fn print_profile(out: &mut dyn Write, steps: &[StepReport], slowest: usize) -> std::io::Result<()> {
+    let total: f64 = steps.iter().map(|s| s.latency.median_ms).sum();
+    writeln!(out, "profile   {} steps, {total:.3} ms in all (sum of step medians); the slowest:", steps.len())?;
+    let mut order: Vec<&StepReport> = steps.iter().collect();
+    order.sort_by(|a, b| b.latency.median_ms.total_cmp(&a.latency.median_ms));
+    for s in order.iter().take(slowest) {
+        writeln!(
+            out,
+            "{:>12.3} ms {:>6.1}%  {:<12} {} [{}]",
+            s.latency.median_ms,
+            100.0 * s.share,
+            format!("{:?}", s.step.engine).to_lowercase(),
+            s.step.ops.join("+"),
+            s.step.nodes.join(", ")
+        )?;
+    }
+    let mut by_op: Vec<(&str, f64)> = Vec::new();
+    for s in steps {
+        let op = s.step.ops.first().map_or("", String::as_str);
+        match by_op.iter_mut().find(|(o, _)| *o == op) {
+            Some((_, share)) => *share += s.share,
+            None => by_op.push((op, s.share)),
+        }
+    }
+    by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let shares: Vec<String> = by_op.iter().map(|(op, share)| format!("{op} {:.1}%", 100.0 * share)).collect();
+    writeln!(out, "by op     {}", shares.join(", "))
 }
 
 #[cfg(test)]
