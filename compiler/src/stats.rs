@@ -121,7 +121,7 @@ fn parameters(g: &Graph, constant: &HashSet<NodeId>) -> Option<u64> {
 /// The estimated FLOPs of one node: 2·MACs for convolutions and matrix products, the input size
 /// for reductions, the window size per output for pools, one per output element for elementwise
 /// math and normalizations, zero for data movement. `None` while a needed dim is symbolic.
-fn node_flops(g: &Graph, id: NodeId) -> Option<u64> {
+pub(crate) fn node_flops(g: &Graph, id: NodeId) -> Option<u64> {
     let node = g.node(id);
     let ins = g.node_inputs(id);
     let in_ty = |i: usize| ins.get(i).copied().flatten().map(|v| g.value_type(v));

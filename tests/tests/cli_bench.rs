@@ -130,7 +130,8 @@ fn usage_and_file_errors() {
 }
 
 /// `--profile` times every step of the plan `kiln inspect --plan` shows, in its order; the
-/// shares are each median over their sum, and text mode lists the N slowest.
+/// shares are each median over their sum, convolutions get a FLOP rate, and text mode lists the
+/// N slowest.
 #[test]
 fn profile_covers_every_step_of_the_plan() {
     let r = bench_json(&[&squeezenet(), &"--runs", &"2", &"--warmup", &"1", &"--no-interp", &"--profile"]);
@@ -147,6 +148,9 @@ fn profile_covers_every_step_of_the_plan() {
         let (median, min) = (ms(&s["median_ms"]), ms(&s["min_ms"]));
         assert!(min >= 0.0 && min <= median, "{s}");
         assert!((ms(&s["share"]) - median / total).abs() <= 1e-9, "{s}");
+        if s["ops"][0] == "Conv" && median > 0.0 {
+            assert!(ms(&s["gflop_per_s"]) > 0.0, "a convolution has a FLOP rate: {s}");
+        }
     }
 
     let (code, out, err) = bench(&[&squeezenet(), &"--runs", &"1", &"--no-interp", &"--profile", &"3"]);

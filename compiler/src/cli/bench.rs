@@ -7,12 +7,14 @@
 
 use super::{parse_dim, parse_input, print_json};
 use crate::driver::{memory, Session};
+use crate::stats;
 use crate::KilnError;
 use kiln_backends::interp::Interpreter;
 use kiln_backends::jit::{Jit, PlanStep};
 use kiln_backends::{Backend, Executable};
-use kiln_ir::Tensor;
+use kiln_ir::{NodeId, Tensor};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -80,6 +82,9 @@ struct StepReport {
     latency: Latency,
     /// This step's median over the sum of all steps' medians.
     share: f64,
+    /// The step's estimated FLOPs (as `kiln inspect` counts them) over its median time; `None`
+    /// for steps that only move data.
+    gflop_per_s: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -165,11 +170,19 @@ fn profile_steps(
     let steps = compiled.profile(inputs, runs as usize).map_err(exec_error("jit"))?;
     let latencies: Vec<Latency> = steps.iter().map(|s| Latency::of(s.ms.clone())).collect();
     let total: f64 = latencies.iter().map(|l| l.median_ms).sum();
+    let ids: HashMap<&str, NodeId> =
+        graph.node_ids().into_iter().map(|id| (graph.node(id).name.as_str(), id)).collect();
+    let flops = |nodes: &[String]| -> Option<u64> {
+        nodes.iter().map(|n| ids.get(n.as_str()).and_then(|&id| stats::node_flops(graph, id))).sum()
+    };
     Ok(steps
         .into_iter()
         .zip(latencies)
         .map(|(s, latency)| StepReport {
             share: if total > 0.0 { latency.median_ms / total } else { 0.0 },
+            gflop_per_s: flops(&s.step.nodes)
+                .filter(|&f| f > 0 && latency.median_ms > 0.0)
+                .map(|f| f as f64 / (latency.median_ms * 1e6)),
             step: s.step,
             latency,
         })
@@ -278,7 +291,7 @@ fn print_text(out: &mut dyn Write, r: &Report, slowest: usize) -> std::io::Resul
     Ok(())
 }
 
-/// The `slowest` steps by median, then every op's share (a step counts under its first op: the
+/// The `slowest` steps by median with their FLOP rate, then every op's share (a step counts under its first op: the
 /// anchor of a fused group).
 fn print_profile(out: &mut dyn Write, steps: &[StepReport], slowest: usize) -> std::io::Result<()> {
     let total: f64 = steps.iter().map(|s| s.latency.median_ms).sum();
@@ -286,11 +299,13 @@ fn print_profile(out: &mut dyn Write, steps: &[StepReport], slowest: usize) -> s
     let mut order: Vec<&StepReport> = steps.iter().collect();
     order.sort_by(|a, b| b.latency.median_ms.total_cmp(&a.latency.median_ms));
     for s in order.iter().take(slowest) {
+        let rate = s.gflop_per_s.map_or_else(|| "-".to_owned(), |g| format!("{g:.1}"));
         writeln!(
             out,
-            "{:>12.3} ms {:>6.1}%  {:<12} {} [{}]",
+            "{:>12.3} ms {:>6.1}% {:>8} GFLOP/s  {:<12} {} [{}]",
             s.latency.median_ms,
             100.0 * s.share,
+            rate,
             format!("{:?}", s.step.engine).to_lowercase(),
             s.step.ops.join("+"),
             s.step.nodes.join(", ")
