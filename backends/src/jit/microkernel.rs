@@ -157,20 +157,29 @@ mod x86 {
         };
     }
 
-    register_tile!(
-        tile_avx512,
-        "avx512f",
-        8,
-        2,
-        16,
-        32,
-        _mm512_setzero_ps,
-        _mm512_loadu_ps,
-        _mm512_storeu_ps,
-        _mm512_set1_ps,
-        _mm512_fmadd_ps,
-        _mm512_add_ps
-    );
+    /// An AVX-512 kernel of `$vecs` sixteen-lane vectors per row.
+    macro_rules! avx512_tile {
+        ($name:ident, $mr:literal, $vecs:literal, $pitch:literal) => {
+            register_tile!(
+                $name,
+                "avx512f",
+                $mr,
+                $vecs,
+                16,
+                $pitch,
+                _mm512_setzero_ps,
+                _mm512_loadu_ps,
+                _mm512_storeu_ps,
+                _mm512_set1_ps,
+                _mm512_fmadd_ps,
+                _mm512_add_ps
+            );
+        };
+    }
+
+    avx512_tile!(tile_avx512, 8, 2, 32);
+    // The narrow variant's first sixteen columns.
+    avx512_tile!(tile_avx512_half, 8, 1, 32);
     register_tile!(
         tile_avx2,
         "avx2,fma",
@@ -184,20 +193,6 @@ mod x86 {
         _mm256_set1_ps,
         _mm256_fmadd_ps,
         _mm256_add_ps
-    );
-    register_tile!(
-        tile_avx512_half,
-        "avx512f",
-        8,
-        1,
-        16,
-        32,
-        _mm512_setzero_ps,
-        _mm512_loadu_ps,
-        _mm512_storeu_ps,
-        _mm512_set1_ps,
-        _mm512_fmadd_ps,
-        _mm512_add_ps
     );
 
     /// The AVX-512 kernel's narrow variant: the first sixteen columns as a half-width tile, the
