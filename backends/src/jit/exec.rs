@@ -124,7 +124,7 @@ impl Compiled {
     /// Runs the plan `runs` times and returns each step's wall time per run, in milliseconds
     /// (`times[step][run]`), for `kiln bench --profile`.
     pub(crate) fn profile(&self, inputs: &[Tensor], runs: usize) -> Result<Vec<Vec<f64>>, ExecError> {
-        let mut times = vec![Vec::with_capacity(runs); self.lowered.steps.len()];
+        let mut times: Vec<Vec<f64>> = self.lowered.steps.iter().map(|_| Vec::with_capacity(runs)).collect();
         for _ in 0..runs {
             self.run_steps(
                 inputs,

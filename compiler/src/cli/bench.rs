@@ -168,22 +168,21 @@ fn profile_steps(
         compiled.run(inputs).map_err(exec_error("jit"))?;
     }
     let steps = compiled.profile(inputs, runs as usize).map_err(exec_error("jit"))?;
-    let latencies: Vec<Latency> = steps.iter().map(|s| Latency::of(s.ms.clone())).collect();
-    let total: f64 = latencies.iter().map(|l| l.median_ms).sum();
+    let timed: Vec<(PlanStep, Latency)> = steps.into_iter().map(|s| (s.step, Latency::of(s.ms))).collect();
+    let total: f64 = timed.iter().map(|(_, l)| l.median_ms).sum();
     let ids: HashMap<&str, NodeId> =
         graph.node_ids().into_iter().map(|id| (graph.node(id).name.as_str(), id)).collect();
     let flops = |nodes: &[String]| -> Option<u64> {
         nodes.iter().map(|n| ids.get(n.as_str()).and_then(|&id| stats::node_flops(graph, id))).sum()
     };
-    Ok(steps
+    Ok(timed
         .into_iter()
-        .zip(latencies)
-        .map(|(s, latency)| StepReport {
+        .map(|(step, latency)| StepReport {
             share: if total > 0.0 { latency.median_ms / total } else { 0.0 },
-            gflop_per_s: flops(&s.step.nodes)
+            gflop_per_s: flops(&step.nodes)
                 .filter(|&f| f > 0 && latency.median_ms > 0.0)
                 .map(|f| f as f64 / (latency.median_ms * 1e6)),
-            step: s.step,
+            step,
             latency,
         })
         .collect())
