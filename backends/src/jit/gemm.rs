@@ -575,6 +575,11 @@ mod tests {
             .collect()
     }
 
+    /// `alpha · A · B` for row-major `m×k` A and `k×n` B, in f64, from the definition.
+    fn product(alpha: f64, a: &[f32], b: &[f32], (m, n, k): (usize, usize, usize)) -> Vec<f64> {
+        (0..m * n).map(|e| (0..k).map(|p| alpha * a[e / n * k + p] as f64 * b[p * n + e % n] as f64).sum()).collect()
+    }
+
     fn assert_close(got: &[f32], want: &[f64], what: &str) {
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
             assert!((g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()), "{what}: element {i} is {g}, want {w}");
@@ -592,9 +597,7 @@ mod tests {
                 let workers = Workers::new(threads).unwrap();
                 for (m, n, k) in shapes {
                     let (a, b) = (values(m * k, 1), values(k * n, 2));
-                    let want: Vec<f64> = (0..m * n)
-                        .map(|e| (0..k).map(|p| 0.5 * a[e / n * k + p] as f64 * b[p * n + e % n] as f64).sum())
-                        .collect();
+                    let want = product(0.5, &a, &b, (m, n, k));
                     let at: Vec<f32> = (0..m * k).map(|e| a[e % m * k + e / m]).collect();
                     let bt: Vec<f32> = (0..k * n).map(|e| b[e % k * n + e / k]).collect();
                     let half: Vec<f32> = a.iter().map(|v| 0.5 * v).collect();
@@ -634,9 +637,7 @@ mod tests {
         for kernel in all() {
             for n in 2..=2 * kernel.nr + 1 {
                 let (a, b) = (values(m * k, 5), values(k * n, 6));
-                let want: Vec<f64> = (0..m * n)
-                    .map(|e| (0..k).map(|p| a[e / n * k + p] as f64 * b[p * n + e % n] as f64).sum())
-                    .collect();
+                let want = product(1.0, &a, &b, (m, n, k));
                 let packed = PackedLhs::new(kernel, &a, m, k);
                 let mut c = vec![f32::NAN; m * n];
                 let rhs = Rhs::Matrix(Strided { ptr: b.as_ptr(), rs: n as isize, cs: 1 });
