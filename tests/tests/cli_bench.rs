@@ -144,7 +144,9 @@ fn profile_covers_every_step_of_the_plan() {
     assert_eq!(steps.len(), plan_steps.len(), "one entry per plan step");
     let total: f64 = steps.iter().map(|s| ms(&s["median_ms"])).sum();
     for (s, p) in steps.iter().zip(plan_steps) {
-        assert_eq!((&s["nodes"], &s["ops"], &s["engine"]), (&p["nodes"], &p["ops"], &p["engine"]), "{s}");
+        for key in ["nodes", "ops", "engine", "method"] {
+            assert_eq!(s.get(key), p.get(key), "{key}: {s}");
+        }
         let (median, min) = (ms(&s["median_ms"]), ms(&s["min_ms"]));
         assert!(min >= 0.0 && min <= median, "{s}");
         assert!((ms(&s["share"]) - median / total).abs() <= 1e-9, "{s}");

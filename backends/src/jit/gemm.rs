@@ -7,7 +7,8 @@
 //! is built ([`PackedLhs`]). The packing buffers are per thread and only grow,
 //! so repeated runs allocate nothing. A product with one row or one column skips packing (a
 //! matrix–vector product, which only streams its matrix). Threads split C into one block each,
-//! by columns unless splitting its rows balances the work clearly better.
+//! by columns unless splitting its rows balances the work clearly better. A B whose rows can be
+//! read in place (`Rhs::Shifted`) is not packed at all; the kernel's shifted variant reads it.
 
 use super::exec::Ptr;
 use super::microkernel::{self, MicroKernel, Tile, MAX_MR, MAX_TILE};
@@ -16,8 +17,11 @@ use super::window::Window;
 use std::cell::RefCell;
 use std::ops::Range;
 
-/// Depth of a packed block.
+/// Depth of a block of packed B.
 const KC: usize = 256;
+/// The deepest block when B is read in place: nothing is packed, so a block's depth only bounds
+/// the strip of A (which stays in L1), and each tile loads and stores C once per block.
+const KC_IN_PLACE: usize = 768;
 /// Width of a packed block of B (a multiple of every kernel's tile width).
 const NB: usize = 512;
 /// Below this many multiply-adds a product runs on one thread.
@@ -42,38 +46,50 @@ pub(crate) enum Lhs<'a> {
     Packed(&'a PackedLhs),
 }
 
-/// A left-hand matrix packed ahead of time: for each `KC`-deep block, its strips of `mr` rows
+/// The depth of a product's blocks (the last may be shallower): `KC`, or with B read in place
+/// the depth split evenly into blocks of at most `KC_IN_PLACE`.
+pub(crate) fn block_depth(k: usize, in_place: bool) -> usize {
+    if in_place {
+        k.div_ceil(k.div_ceil(KC_IN_PLACE).max(1)).max(1)
+    } else {
+        KC
+    }
+}
+
+/// A left-hand matrix packed ahead of time: for each block of `depth`, its strips of `mr` rows
 /// (zero rows past the end), in the order the GEMM reads them.
 #[derive(Clone, Debug)]
 pub(crate) struct PackedLhs {
     kernel: MicroKernel,
     k: usize,
+    /// The depth of a block ([`block_depth`] of the product it is packed for).
+    depth: usize,
     /// Rows rounded up to whole strips.
     rows: usize,
     data: Vec<f32>,
 }
 
 impl PackedLhs {
-    /// Packs the row-major `m×k` matrix `a` for `kernel`.
-    pub(crate) fn new(kernel: MicroKernel, a: &[f32], m: usize, k: usize) -> PackedLhs {
+    /// Packs the row-major `m×k` matrix `a` for `kernel`, in blocks `depth` deep.
+    pub(crate) fn new(kernel: MicroKernel, a: &[f32], m: usize, k: usize, depth: usize) -> PackedLhs {
         assert_eq!(a.len(), m * k, "an m×k matrix");
         let rows = m.next_multiple_of(kernel.mr);
         let mut data = vec![0.0; rows * k];
         let matrix = Strided { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
-        for p0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - p0);
+        for p0 in (0..k).step_by(depth) {
+            let kc = depth.min(k - p0);
             for i0 in (0..m).step_by(kernel.mr) {
                 let at = p0 * rows + i0 * kc;
                 // SAFETY: rows `i0..` (at most m) and columns `p0..p0 + kc` lie inside `a`.
                 unsafe { pack_a(matrix, 1.0, i0..m.min(i0 + kernel.mr), p0..p0 + kc, kernel.mr, &mut data[at..]) };
             }
         }
-        PackedLhs { kernel, k, rows, data }
+        PackedLhs { kernel, k, depth, rows, data }
     }
 
     /// The strip of rows from `i0` (a multiple of the tile height) in the block from depth `p0`.
     fn strip(&self, i0: usize, p0: usize) -> &[f32] {
-        let kc = KC.min(self.k - p0);
+        let kc = self.depth.min(self.k - p0);
         &self.data[p0 * self.rows + i0 * kc..][..kc * self.kernel.mr]
     }
 }
@@ -88,6 +104,12 @@ pub(crate) enum Rhs<'a> {
     Unfold {
         x: *const f32,
         window: &'a Window,
+    },
+    /// Read in place, never packed: row `p` is the values from `x + rows[p]` on. Reads run up
+    /// to a tile width past the last column (the caller leaves that much slack).
+    Shifted {
+        x: *const f32,
+        rows: &'a [isize],
     },
 }
 
@@ -131,7 +153,11 @@ pub(crate) unsafe fn gemm_with(
     ldc: usize,
 ) {
     if let Lhs::Packed(p) = a {
-        assert!(p.kernel.mr == kernel.mr && p.k == k && p.rows >= m, "packed for this kernel and shape");
+        let depth = block_depth(k, matches!(b, Rhs::Shifted { .. }));
+        assert!(p.kernel.mr == kernel.mr && p.k == k && p.depth == depth && p.rows >= m, "packed for this product");
+    }
+    if let Rhs::Shifted { rows, .. } = b {
+        assert!(kernel.shifted.is_some() && rows.len() == k, "a shifted kernel and one offset per row of B");
     }
     // Threads split C's columns unless a split of its rows balances the work clearly better (a
     // 14×14 image is seven 32-wide panels: four against three). A thread's work is its tiles
@@ -181,21 +207,26 @@ unsafe fn serial(
         }
         return;
     }
-    let MicroKernel { mr, nr, tile, .. } = kernel;
+    let MicroKernel { mr, nr, .. } = kernel;
+    // In-place rows of B go through the shifted kernel (and a partial panel through scratch).
+    let (tile, narrow, depth) = match b {
+        Rhs::Shifted { .. } => (kernel.shifted.expect("checked by gemm_with"), None, block_depth(k, true)),
+        _ => (kernel.tile, kernel.narrow, KC),
+    };
     PACKED.with(|packed| {
         let mut packed = packed.borrow_mut();
         let block_len = NB.div_ceil(nr) * panel_pitch(KC, nr);
-        if packed.len() < block_len + KC * mr + NB {
-            packed.resize(block_len + KC * mr + NB, 0.0);
+        if packed.len() < block_len + depth * mr + NB {
+            packed.resize(block_len + depth * mr + NB, 0.0);
         }
         let (b_block, rest) = packed.split_at_mut(block_len);
-        let (a_strip, line) = rest.split_at_mut(KC * mr);
+        let (a_strip, line) = rest.split_at_mut(depth * mr);
         let mut scratch = [0.0f32; MAX_TILE];
         for j0 in cols.clone().step_by(NB) {
             let nb = NB.min(cols.end - j0);
             let panels = || (0..nb.div_ceil(nr)).map(|q| (q, j0 + q * nr, nr.min(nb - q * nr)));
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
+            for p0 in (0..k).step_by(depth) {
+                let kc = depth.min(k - p0);
                 // SAFETY: the block lies inside B by the caller's contract.
                 unsafe {
                     match b {
@@ -203,6 +234,7 @@ unsafe fn serial(
                             unfold_block(x, window, p0..p0 + kc, j0..j0 + nb, nr, line, b_block)
                         }
                         Rhs::Matrix(m) => pack_block(m, p0..p0 + kc, j0..j0 + nb, nr, b_block),
+                        Rhs::Shifted { .. } => {}
                     }
                 }
                 for i0 in rows.clone().step_by(mr) {
@@ -216,18 +248,22 @@ unsafe fn serial(
                         }
                     };
                     for (q, j, nv) in panels() {
-                        // SAFETY: the tile's rows `< mv` and columns `< nv` lie inside C, and
-                        // its panel holds `kc` rows of `nr`.
+                        // SAFETY: the tile's rows `< mv` and columns `< nv` lie inside C; its
+                        // panel holds `kc` rows of `nr` (in place: the caller's slack covers
+                        // the columns past `nv`).
                         unsafe {
                             let at = c.add(i0 * ldc + j);
-                            let (a, b) = (strip.as_ptr(), b_block.as_ptr().add(q * panel_pitch(kc, nr)));
-                            let whole = Tile { kc, a, b, c: at, ldc, rows: mv, add: p0 > 0 };
+                            let (b, b_rows) = match b {
+                                Rhs::Shifted { x, rows } => (x.add(j), rows[p0..].as_ptr()),
+                                _ => (b_block.as_ptr().add(q * panel_pitch(kc, nr)), std::ptr::null()),
+                            };
+                            let whole = Tile { kc, a: strip.as_ptr(), b, b_rows, c: at, ldc, rows: mv, add: p0 > 0 };
                             if nv == nr {
                                 tile(&whole);
-                            } else if let Some(narrow) = kernel.narrow {
+                            } else if let Some(narrow) = narrow {
                                 narrow(&whole, nv);
                             } else {
-                                tile(&Tile { kc, a, b, c: scratch.as_mut_ptr(), ldc: nr, rows: mv, add: false });
+                                tile(&Tile { c: scratch.as_mut_ptr(), ldc: nr, add: false, ..whole });
                                 for (i, part) in scratch.chunks_exact(nr).take(mv).enumerate() {
                                     let out = std::slice::from_raw_parts_mut(at.add(i * ldc), nv);
                                     for (o, &s) in out.iter_mut().zip(part) {
@@ -335,22 +371,7 @@ unsafe fn unfold_block(
             let out = &mut line[at..at + len];
             match (oy * sy + ki * dy).checked_sub(win.pad[0]).filter(|&iy| iy < win.h) {
                 None => zero_short(out),
-                Some(iy) => {
-                    let row = &plane[iy * win.w..][..win.w];
-                    // Output columns `lo..hi` of this run read inside the row.
-                    let (lo, hi, _) = valid_span(ox + len, win.w, sx, win.pad[1], offset);
-                    let (lo, hi) = (lo.max(ox) - ox, hi.max(ox) - ox);
-                    zero_short(&mut out[..lo]);
-                    zero_short(&mut out[hi..]);
-                    if lo < hi {
-                        let first = (ox + lo) * sx + offset - win.pad[1];
-                        if sx == 1 {
-                            copy_short(&mut out[lo..hi], &row[first..first + (hi - lo)]);
-                        } else {
-                            copy_strided(&mut out[lo..hi], &row[first..], sx);
-                        }
-                    }
-                }
+                Some(iy) => sample_row(out, &plane[iy * win.w..][..win.w], ox, sx, win.pad[1], offset),
             }
             at += len;
             (oy, ox) = (oy + 1, 0);
@@ -358,6 +379,24 @@ unsafe fn unfold_block(
         spread_row(line, p, kc, nr, block);
     }
     zero_tail(block, kc, cols.len(), nr);
+}
+
+/// `out[t] = row[(o0 + t)·stride + offset − pad]`, or 0 where that index is outside the row:
+/// a run of outputs `o0..` of a window's tap `offset` sliding along one input row.
+pub(crate) fn sample_row(out: &mut [f32], row: &[f32], o0: usize, stride: usize, pad: usize, offset: usize) {
+    // Outputs `lo..hi` of the run read inside the row.
+    let (lo, hi, _) = valid_span(o0 + out.len(), row.len(), stride, pad, offset);
+    let (lo, hi) = (lo.max(o0) - o0, hi.max(o0) - o0);
+    zero_short(&mut out[..lo]);
+    zero_short(&mut out[hi..]);
+    if lo < hi {
+        let first = (o0 + lo) * stride + offset - pad;
+        if stride == 1 {
+            copy_short(&mut out[lo..hi], &row[first..first + (hi - lo)]);
+        } else {
+            copy_strided(&mut out[lo..hi], &row[first..], stride);
+        }
+    }
 }
 
 /// `dst.copy_from_slice(src)` for the few elements of one output row. A `memcpy` call per run
@@ -560,12 +599,12 @@ pub(crate) fn valid_span(out: usize, width: usize, stride: usize, pad: usize, of
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::jit::microkernel::all;
 
     /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {
@@ -580,7 +619,7 @@ mod tests {
         (0..m * n).map(|e| (0..k).map(|p| alpha * a[e / n * k + p] as f64 * b[p * n + e % n] as f64).sum()).collect()
     }
 
-    fn assert_close(got: &[f32], want: &[f64], what: &str) {
+    pub(crate) fn assert_close(got: &[f32], want: &[f64], what: &str) {
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
             assert!((g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()), "{what}: element {i} is {g}, want {w}");
         }
@@ -601,7 +640,7 @@ mod tests {
                     let at: Vec<f32> = (0..m * k).map(|e| a[e % m * k + e / m]).collect();
                     let bt: Vec<f32> = (0..k * n).map(|e| b[e % k * n + e / k]).collect();
                     let half: Vec<f32> = a.iter().map(|v| 0.5 * v).collect();
-                    let packed = PackedLhs::new(kernel, &half, m, k);
+                    let packed = PackedLhs::new(kernel, &half, m, k, KC);
                     let lhs = [
                         Lhs::Matrix { a: Strided { ptr: a.as_ptr(), rs: k as isize, cs: 1 }, alpha: 0.5 },
                         Lhs::Matrix { a: Strided { ptr: at.as_ptr(), rs: 1, cs: m as isize }, alpha: 0.5 },
@@ -638,7 +677,7 @@ mod tests {
             for n in 2..=2 * kernel.nr + 1 {
                 let (a, b) = (values(m * k, 5), values(k * n, 6));
                 let want = product(1.0, &a, &b, (m, n, k));
-                let packed = PackedLhs::new(kernel, &a, m, k);
+                let packed = PackedLhs::new(kernel, &a, m, k, KC);
                 let mut c = vec![f32::NAN; m * n];
                 let rhs = Rhs::Matrix(Strided { ptr: b.as_ptr(), rs: n as isize, cs: 1 });
                 // SAFETY: the operands and C have exactly the extents given.
@@ -648,50 +687,84 @@ mod tests {
         }
     }
 
-    /// The unfolded right-hand side against a convolution written from its definition:
-    /// padding, strides, dilation, planes narrower than a tile and wider than a block.
+    /// A convolution test case: `(cin, h, w, cout, kh, kw, stride, pad, dilation)`.
+    pub(crate) type ConvCase = (usize, usize, usize, usize, usize, usize, [usize; 2], [usize; 2], [usize; 2]);
+
+    /// Cases for the convolution tests: padding (wider than the kernel, or on one side only),
+    /// strides 1 to 3, dilation, a one-column kernel, planes narrower than a tile and wider
+    /// than a block.
+    pub(crate) const CONV_CASES: [ConvCase; 11] = [
+        (3, 5, 5, 4, 3, 3, [1, 1], [1, 1], [1, 1]),
+        (2, 7, 6, 17, 3, 3, [2, 2], [1, 0], [1, 1]),
+        (4, 9, 9, 5, 3, 3, [1, 1], [2, 2], [2, 2]),
+        (1, 30, 40, 3, 5, 5, [1, 1], [2, 2], [1, 1]),
+        (2, 8, 8, 3, 7, 7, [3, 2], [3, 3], [1, 1]),
+        (3, 4, 4, 2, 2, 2, [1, 1], [0, 0], [1, 1]),
+        (3, 41, 45, 4, 7, 7, [2, 2], [3, 3], [1, 1]),
+        (2, 12, 38, 3, 3, 3, [2, 2], [0, 1], [1, 1]),
+        (2, 9, 20, 3, 3, 3, [2, 1], [1, 2], [1, 2]),
+        (1, 7, 7, 2, 5, 3, [1, 1], [2, 9], [1, 1]),
+        (3, 6, 20, 4, 7, 1, [1, 1], [3, 0], [1, 1]),
+    ];
+
+    /// The window of a case (symmetric padding).
+    pub(crate) fn case_window(
+        h: usize,
+        w: usize,
+        kh: usize,
+        kw: usize,
+        stride: [usize; 2],
+        pad: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Window {
+        let oh = (h + 2 * pad[0] - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
+        let ow = (w + 2 * pad[1] - dilation[1] * (kw - 1) - 1) / stride[1] + 1;
+        Window { h, w, oh, ow, kh, kw, stride, pad, dilation }
+    }
+
+    /// One image's convolution from its definition, in f64: `x` holds `cin` planes, `wt` is
+    /// `[cout, cin/groups, kh, kw]`.
+    pub(crate) fn conv_definition(
+        x: &[f32],
+        wt: &[f32],
+        cin: usize,
+        cout: usize,
+        groups: usize,
+        win: &Window,
+    ) -> Vec<f64> {
+        let Window { h, w, oh, ow, kh, kw, stride, pad, dilation } = *win;
+        let (cin_g, cout_g) = (cin / groups, cout / groups);
+        let mut want = vec![0.0f64; cout * oh * ow];
+        for (e, out) in want.iter_mut().enumerate() {
+            let (co, oy, ox) = (e / (oh * ow), e / ow % oh, e % ow);
+            for (c, i, j) in (0..cin_g).flat_map(|c| (0..kh).flat_map(move |i| (0..kw).map(move |j| (c, i, j)))) {
+                let iy = (oy * stride[0] + i * dilation[0]) as isize - pad[0] as isize;
+                let ix = (ox * stride[1] + j * dilation[1]) as isize - pad[1] as isize;
+                if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                    let plane = co / cout_g * cin_g + c;
+                    *out += wt[((co * cin_g + c) * kh + i) * kw + j] as f64
+                        * x[(plane * h + iy as usize) * w + ix as usize] as f64;
+                }
+            }
+        }
+        want
+    }
+
+    /// The unfolded right-hand side against a convolution written from its definition.
     #[test]
     fn unfolded_convolution_matches_the_definition() {
-        // (cin, h, w, cout, kh, kw, stride, pad, dilation)
-        let cases = [
-            (3, 5, 5, 4, 3, 3, [1, 1], [1, 1], [1, 1]),
-            (2, 7, 6, 17, 3, 3, [2, 2], [1, 0], [1, 1]),
-            (4, 9, 9, 5, 3, 3, [1, 1], [2, 2], [2, 2]),
-            (1, 30, 40, 3, 5, 5, [1, 1], [2, 2], [1, 1]),
-            (2, 8, 8, 3, 7, 7, [3, 2], [3, 3], [1, 1]),
-            (3, 4, 4, 2, 2, 2, [1, 1], [0, 0], [1, 1]),
-            (3, 41, 45, 4, 7, 7, [2, 2], [3, 3], [1, 1]),
-            (2, 12, 38, 3, 3, 3, [2, 2], [0, 1], [1, 1]),
-            (2, 9, 20, 3, 3, 3, [2, 1], [1, 2], [1, 2]),
-            (1, 7, 7, 2, 5, 3, [1, 1], [2, 9], [1, 1]),
-        ];
         for kernel in all() {
-            for (cin, h, w, cout, kh, kw, stride, pad, dilation) in cases {
-                let oh = (h + 2 * pad[0] - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
-                let ow = (w + 2 * pad[1] - dilation[1] * (kw - 1) - 1) / stride[1] + 1;
-                let win = Window { h, w, oh, ow, kh, kw, stride, pad, dilation };
+            for (cin, h, w, cout, kh, kw, stride, pad, dilation) in CONV_CASES {
+                let win = case_window(h, w, kh, kw, stride, pad, dilation);
                 let (x, wt) = (values(cin * h * w, 3), values(cout * cin * kh * kw, 4));
-                let mut want = vec![0.0f64; cout * oh * ow];
-                for (e, out) in want.iter_mut().enumerate() {
-                    let (co, oy, ox) = (e / (oh * ow), e / ow % oh, e % ow);
-                    for (c, i, j) in (0..cin).flat_map(|c| (0..kh).flat_map(move |i| (0..kw).map(move |j| (c, i, j)))) {
-                        let iy = (oy * stride[0] + i * dilation[0]) as isize - pad[0] as isize;
-                        let ix = (ox * stride[1] + j * dilation[1]) as isize - pad[1] as isize;
-                        if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
-                            *out += wt[((co * cin + c) * kh + i) * kw + j] as f64
-                                * x[(c * h + iy as usize) * w + ix as usize] as f64;
-                        }
-                    }
-                }
-                let k = cin * kh * kw;
-                let packed = PackedLhs::new(kernel, &wt, cout, k);
-                let mut y = vec![f32::NAN; cout * oh * ow];
+                let want = conv_definition(&x, &wt, cin, cout, 1, &win);
+                let (k, n) = (cin * kh * kw, win.oh * win.ow);
+                let packed = PackedLhs::new(kernel, &wt, cout, k, KC);
+                let mut y = vec![f32::NAN; cout * n];
                 let workers = Workers::new(1).unwrap();
                 let rhs = Rhs::Unfold { x: x.as_ptr(), window: &win };
                 // SAFETY: `x` holds `cin` planes of the window, `y` `cout` output planes.
-                unsafe {
-                    gemm_with(kernel, &workers, (cout, oh * ow, k), Lhs::Packed(&packed), rhs, y.as_mut_ptr(), oh * ow)
-                };
+                unsafe { gemm_with(kernel, &workers, (cout, n, k), Lhs::Packed(&packed), rhs, y.as_mut_ptr(), n) };
                 assert_close(&y, &want, &format!("{}x{} kernel, {win:?}", kernel.mr, kernel.nr));
             }
         }

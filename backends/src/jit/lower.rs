@@ -7,9 +7,9 @@
 //! native steps produce are placed in the Concat's output buffer, so nothing is copied. Buffers
 //! get arena offsets from their lifetimes (`memory`).
 
-use super::gemm::PackedLhs;
+use super::gemm::{block_depth, PackedLhs};
 use super::host::{average_counts, ConcatPart, ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
-use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep};
+use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep, Padded};
 use super::memory::{self, Lifetime};
 use super::microkernel;
 use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
@@ -440,9 +440,9 @@ impl Lowerer<'_, '_> {
         self.vals[v].shape.clone().expect("native steps only read values of known shape")
     }
 
-    /// A constant Conv weight `[Cout, Cin/g, kh, kw]` packed for the GEMM, one matrix per group;
-    /// none when the weight is computed at run time.
-    fn packed_weights(&self, w: Vid, groups: usize) -> Vec<PackedLhs> {
+    /// A constant Conv weight `[Cout, Cin/g, kh, kw]` packed for the GEMM (whose B is read in
+    /// place or not), one matrix per group; none when the weight is computed at run time.
+    fn packed_weights(&self, w: Vid, groups: usize, in_place: bool) -> Vec<PackedLhs> {
         let Storage::Const(Tensor::F32(t)) = &self.vals[w].storage else { return Vec::new() };
         let Some(all) = t.as_slice() else { return Vec::new() };
         let shape = t.shape();
@@ -451,7 +451,7 @@ impl Lowerer<'_, '_> {
             return Vec::new();
         }
         let kernel = microkernel::best();
-        all.chunks_exact(m * k).map(|g| PackedLhs::new(kernel, g, m, k)).collect()
+        all.chunks_exact(m * k).map(|g| PackedLhs::new(kernel, g, m, k, block_depth(k, in_place))).collect()
     }
 
     fn kernel(&mut self, nest: &LoopNest, prog: &Program) -> Result<usize, ExecError> {
@@ -644,6 +644,10 @@ impl Lowerer<'_, '_> {
             }
             running = Some((ValueRef::first(a), r));
             reads.extend(self.steps_reads_of(a));
+            // A conv's scratch lives for its step only.
+            if let Some(scratch) = anchor_kind.as_ref().and_then(AnchorKind::scratch) {
+                reads.push(scratch);
+            }
         }
         for &m in &grp.members {
             let node = g.node(m);
@@ -760,12 +764,22 @@ impl Lowerer<'_, '_> {
                     && ws[3] == 1
                     && geo.strides.iter().all(|&s| s == 1)
                     && geo.pads_begin.iter().chain(&geo.pads_end).all(|&p| p == 0);
+                let window = Window::from_geometry(&xs[2..], &geo);
+                let padded = Padded::new(&window, xs[1], xs[1] / c.group);
                 let algo = if depthwise {
                     ConvAlgo::Depthwise
                 } else if pointwise {
                     ConvAlgo::Pointwise
+                } else if microkernel::best().shifted.is_some() && padded.worth_it(&window, xs[1] / c.group) {
+                    let scratch = self.new_buffer(vec![padded.scratch_len(&window, ws[0])]);
+                    ConvAlgo::Shifted { padded, scratch }
                 } else {
                     ConvAlgo::Im2col
+                };
+                let packed = match algo {
+                    ConvAlgo::Depthwise => Vec::new(),
+                    ConvAlgo::Shifted { .. } => self.packed_weights(w, c.group, true),
+                    _ => self.packed_weights(w, c.group, false),
                 };
                 let step = ConvStep {
                     algo,
@@ -775,13 +789,13 @@ impl Lowerer<'_, '_> {
                     batch: xs[0],
                     cin: xs[1],
                     cout: ws[0],
-                    window: Window::from_geometry(&xs[2..], &geo),
+                    window,
                     groups: c.group,
-                    packed: if algo == ConvAlgo::Depthwise { Vec::new() } else { self.packed_weights(w, c.group) },
+                    packed,
                     bias: None,
                 };
                 // The depthwise kernel adds its bias itself; the others leave it to the epilogue.
-                let (step, bias) = if algo == ConvAlgo::Depthwise {
+                let (step, bias) = if depthwise {
                     (ConvStep { bias: vid(2), ..step }, None)
                 } else {
                     (step, vid(2).map(|b| (b, vec![ws[0], 1, 1], None)))
@@ -837,6 +851,15 @@ impl Lowerer<'_, '_> {
 enum AnchorKind {
     Conv(ConvStep),
     MatMul(MatMulStep),
+}
+
+impl AnchorKind {
+    fn scratch(&self) -> Option<Vid> {
+        match self {
+            AnchorKind::Conv(c) => c.scratch(),
+            AnchorKind::MatMul(_) => None,
+        }
+    }
 }
 
 /// Operand shapes as MatMul sees them: a vector lhs `[k]` is `[1,k]`, a vector rhs `[k]` is `[k,1]`.

@@ -4,17 +4,22 @@
 //! per process: AVX-512 (8×32: sixteen accumulators, two loads and eight broadcasts per sixteen
 //! FMAs; 8 rows divide every channel count of the light models), AVX2/FMA (6×16), and a portable
 //! 4×8 one. The AVX-512 kernel also has narrow variants for a last panel with padding columns,
-//! so a 7×7 or 14×14 image does not pay for a whole padded tile.
+//! so a 7×7 or 14×14 image does not pay for a whole padded tile. The AVX-512 and AVX2 kernels
+//! also come in a shifted variant, which reads each depth step's B values in place, wherever a
+//! table puts them, instead of from a packed panel (a stride-1 convolution over a padded image).
 
 use std::sync::OnceLock;
 
 /// One call of a micro-kernel: for rows `i < rows` and all `j < NR`,
-/// `c[i·ldc + j] (+)= Σ_{p<kc} a[p·MR + i] · b[p·NR + j]` (added to what is there when `add`).
+/// `c[i·ldc + j] (+)= Σ_{p<kc} a[p·MR + i] · B_p[j]` (added to what is there when `add`), where
+/// `B_p` is `b + p·NR` for a packed panel and `b + b_rows[p]` for a shifted kernel.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tile {
     pub kc: usize,
     pub a: *const f32,
     pub b: *const f32,
+    /// Where each depth step's B values start, relative to `b` (read by shifted kernels only).
+    pub b_rows: *const isize,
     pub c: *mut f32,
     pub ldc: usize,
     pub rows: usize,
@@ -24,8 +29,8 @@ pub(crate) struct Tile {
 /// A micro-kernel.
 ///
 /// # Safety
-/// `a` holds `kc·MR` values, `b` `kc·NR`, and `c` rows `< rows` of NR
-/// at pitch `ldc`, overlapping neither.
+/// `a` holds `kc·MR` values, every `B_p` NR (for a shifted kernel, `b_rows` holds `kc`
+/// offsets), and `c` rows `< rows` of NR at pitch `ldc`, overlapping neither.
 pub(crate) type TileFn = unsafe fn(&Tile);
 
 /// A micro-kernel for only the first `cols < NR` columns of a tile (the panel's others are
@@ -44,12 +49,16 @@ pub(crate) struct MicroKernel {
     /// The narrow variant, where the kernel has one; without it a last, partial panel is
     /// computed as a whole tile into scratch.
     pub narrow: Option<NarrowFn>,
+    /// The shifted variant, where the kernel has one.
+    pub shifted: Option<TileFn>,
 }
 
 /// The tallest tile any kernel has.
 pub(crate) const MAX_MR: usize = 8;
+/// The widest tile any kernel has.
+pub(crate) const MAX_NR: usize = 32;
 /// The largest tile any kernel has (a partial tile is computed into a stack buffer this big).
-pub(crate) const MAX_TILE: usize = MAX_MR * 32;
+pub(crate) const MAX_TILE: usize = MAX_MR * MAX_NR;
 
 /// The fastest kernel this CPU runs.
 pub(crate) fn best() -> MicroKernel {
@@ -59,10 +68,16 @@ pub(crate) fn best() -> MicroKernel {
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 let narrow = std::arch::is_x86_feature_detected!("avx512vl").then_some(x86::narrow_avx512 as NarrowFn);
-                return MicroKernel { mr: 8, nr: 32, tile: x86::tile_avx512, narrow };
+                return MicroKernel {
+                    mr: 8,
+                    nr: 32,
+                    tile: x86::tile_avx512::<false>,
+                    narrow,
+                    shifted: Some(x86::tile_avx512::<true>),
+                };
             }
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return MicroKernel { mr: 6, nr: 16, tile: x86::tile_avx2, narrow: None };
+                return avx2();
             }
         }
         portable()
@@ -75,21 +90,27 @@ pub(crate) fn all() -> Vec<MicroKernel> {
     let mut kernels = vec![best()];
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        kernels.push(MicroKernel { mr: 6, nr: 16, tile: x86::tile_avx2, narrow: None });
+        kernels.push(avx2());
     }
     kernels.push(portable());
     kernels.dedup_by_key(|k| (k.mr, k.nr));
     kernels
 }
 
+/// The AVX2/FMA kernel (for a CPU that has those features).
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> MicroKernel {
+    MicroKernel { mr: 6, nr: 16, tile: x86::tile_avx2::<false>, narrow: None, shifted: Some(x86::tile_avx2::<true>) }
+}
+
 /// The kernel every CPU runs.
 pub(crate) fn portable() -> MicroKernel {
-    MicroKernel { mr: 4, nr: 8, tile: tile_portable, narrow: None }
+    MicroKernel { mr: 4, nr: 8, tile: tile_portable, narrow: None, shifted: None }
 }
 
 /// # Safety
 /// As [`TileFn`], with MR = 4 and NR = 8.
-unsafe fn tile_portable(&Tile { kc, a, b, c, ldc, rows, add }: &Tile) {
+unsafe fn tile_portable(&Tile { kc, a, b, c, ldc, rows, add, .. }: &Tile) {
     const MR: usize = 4;
     const NR: usize = 8;
     // SAFETY: extents as documented.
@@ -118,20 +139,24 @@ mod x86 {
     use std::arch::x86_64::*;
 
     /// A register-tiled kernel for one vector width: `$mr` rows × `$vecs` vectors of `$lanes`,
-    /// over B panels `$pitch` values wide (wider than the tile for a half-width variant).
+    /// over B panels `$pitch` values wide (wider than the tile for a half-width variant), or
+    /// over B rows in place when `SHIFTED`.
     macro_rules! register_tile {
         ($name:ident, $features:literal, $mr:literal, $vecs:literal, $lanes:literal, $pitch:literal,
          $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident, $add:ident) => {
             /// # Safety
             /// The CPU has the enabled features; extents as in [`super::TileFn`].
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn $name(&super::Tile { kc, a, b, c, ldc, rows, add }: &super::Tile) {
+            pub(super) unsafe fn $name<const SHIFTED: bool>(
+                &super::Tile { kc, a, b, b_rows, c, ldc, rows, add }: &super::Tile,
+            ) {
                 let mut acc = [[$zero(); $vecs]; $mr];
-                // SAFETY (whole body): depth step `p` reads a[p·MR..][..MR] and b[p·NR..][..NR],
+                // SAFETY (whole body): depth step `p` reads a[p·MR..][..MR] and NR values of B_p,
                 // and rows `< rows` of C hold NR values each.
                 unsafe {
                     for p in 0..kc {
-                        let (ap, bp) = (a.add(p * $mr), b.add(p * $pitch));
+                        let ap = a.add(p * $mr);
+                        let bp = if SHIFTED { b.offset(*b_rows.add(p)) } else { b.add(p * $pitch) };
                         let mut bv = [$zero(); $vecs];
                         for (v, x) in bv.iter_mut().enumerate() {
                             *x = $load(bp.add(v * $lanes));
@@ -221,7 +246,7 @@ mod x86 {
         assert!(cols > 0 && cols < 32, "a partial panel of the 8×32 kernel");
         let done = if cols >= 16 {
             // SAFETY: the first sixteen columns are in the panel and in C.
-            unsafe { tile_avx512_half(tile) };
+            unsafe { tile_avx512_half::<false>(tile) };
             16
         } else {
             0
@@ -241,7 +266,7 @@ mod x86 {
     /// # Safety
     /// As [`super::TileFn`] for columns `..NV`, on a CPU with AVX-512F and VL.
     #[target_feature(enable = "avx512f,avx512vl")]
-    unsafe fn columns<const NV: usize>(&super::Tile { kc, a, b, c, ldc, rows, add }: &super::Tile) {
+    unsafe fn columns<const NV: usize>(&super::Tile { kc, a, b, c, ldc, rows, add, .. }: &super::Tile) {
         const MR: usize = 8;
         const PITCH: usize = 32;
         let mut even = [_mm256_setzero_ps(); NV];

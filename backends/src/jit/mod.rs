@@ -244,6 +244,20 @@ pub struct PlanStep {
     pub nodes: Vec<String>,
     pub ops: Vec<String>,
     pub engine: Engine,
+    /// How the GEMM core computes a convolution: `im2col`, `shifted`, `pointwise` or `depthwise`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+}
+
+impl PlanStep {
+    /// The engine, and the method where there is one (`gemm/shifted`).
+    pub fn engine_label(&self) -> String {
+        let engine = format!("{:?}", self.engine).to_lowercase();
+        match self.method {
+            Some(m) => format!("{engine}/{m}"),
+            None => engine,
+        }
+    }
 }
 
 /// What compiling produced.
@@ -262,8 +276,19 @@ pub struct PlanReport {
 
 impl PlanReport {
     fn of(l: &lower::Lowered, threads: usize, compile_ms: f64) -> PlanReport {
-        let steps: Vec<PlanStep> =
-            l.steps.iter().map(|s| PlanStep { nodes: s.nodes.clone(), ops: s.ops.clone(), engine: s.engine }).collect();
+        let steps: Vec<PlanStep> = l
+            .steps
+            .iter()
+            .map(|s| PlanStep {
+                nodes: s.nodes.clone(),
+                ops: s.ops.clone(),
+                engine: s.engine,
+                method: match &s.kind {
+                    lower::StepKind::Conv(c, _) => Some(c.algo.name()),
+                    _ => None,
+                },
+            })
+            .collect();
         let mut fallback: std::collections::BTreeMap<String, usize> = Default::default();
         for s in steps.iter().filter(|s| s.engine == Engine::Interpreter) {
             *fallback.entry(s.ops[0].clone()).or_default() += 1;

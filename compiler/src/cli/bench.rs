@@ -301,11 +301,11 @@ fn print_profile(out: &mut dyn Write, steps: &[StepReport], slowest: usize) -> s
         let rate = s.gflop_per_s.map_or_else(|| "-".to_owned(), |g| format!("{g:.1}"));
         writeln!(
             out,
-            "{:>12.3} ms {:>6.1}% {:>8} GFLOP/s  {:<12} {} [{}]",
+            "{:>12.3} ms {:>6.1}% {:>8} GFLOP/s  {:<16} {} [{}]",
             s.latency.median_ms,
             100.0 * s.share,
             rate,
-            format!("{:?}", s.step.engine).to_lowercase(),
+            s.step.engine_label(),
             s.step.ops.join("+"),
             s.step.nodes.join(", ")
         )?;

@@ -204,13 +204,7 @@ fn print_plan(out: &mut dyn Write, plan: &PlanReport) -> std::io::Result<()> {
     let fallbacks: Vec<String> = plan.fallback_ops.iter().map(|(op, n)| format!("{op} {n}")).collect();
     writeln!(out, "  fallback {}", if fallbacks.is_empty() { "none".to_string() } else { fallbacks.join(", ") })?;
     for s in &plan.steps {
-        writeln!(
-            out,
-            "    {:<12} {:<40} {}",
-            format!("{:?}", s.engine).to_lowercase(),
-            s.ops.join("+"),
-            s.nodes.join(", ")
-        )?;
+        writeln!(out, "    {:<16} {:<40} {}", s.engine_label(), s.ops.join("+"), s.nodes.join(", "))?;
     }
     Ok(())
 }
