@@ -74,6 +74,9 @@ impl Window {
         if strides.contains(&0) || dilations.contains(&0) {
             return Err("strides and dilations must be positive".into());
         }
+        if kernel.contains(&0) {
+            return Err(format!("kernel extents {kernel:?} must be positive"));
+        }
         let (mut pads_begin, mut pads_end) = match self.pads.len() {
             0 => (vec![0; n], vec![0; n]),
             l if l == 2 * n => (self.pads[..n].to_vec(), self.pads[n..].to_vec()),
@@ -434,6 +437,8 @@ mod tests {
         assert_eq!(pool.resolve(&[6], &[3], true).unwrap().output, vec![3]);
         assert_eq!(pool.resolve(&[6], &[3], false).unwrap().output, vec![2]);
         assert!(pool.resolve(&[2], &[3], false).is_err());
+        let empty_kernel = pool.resolve(&[6], &[0], false).unwrap_err();
+        assert!(empty_kernel.contains("kernel extents [0] must be positive"), "{empty_kernel}");
     }
 
     #[test]
