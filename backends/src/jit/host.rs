@@ -14,9 +14,10 @@ pub(crate) struct PoolStep {
     pub y: Vid,
     pub planes: usize,
     pub window: Window,
-    /// Average pooling: how many elements each output row's and column's windows count (the
-    /// window's count is their product); `None` for max pooling.
-    pub counts: Option<(Vec<f32>, Vec<f32>)>,
+    /// Average pooling: each output's factor, one over the count of its window (`oh·ow`
+    /// values; a multiply vectorizes where a division per output did not); `None` for max
+    /// pooling.
+    pub scale: Option<Vec<f32>>,
 }
 
 impl PoolStep {
@@ -25,19 +26,15 @@ impl PoolStep {
     pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, y: Ptr) {
         let win = &self.window;
         let (pin, pout) = (win.h * win.w, win.oh * win.ow);
-        let reduce = if self.counts.is_some() { Reduce::Sum } else { Reduce::Max };
+        let reduce = if self.scale.is_some() { Reduce::Sum } else { Reduce::Max };
         workers.for_each(self.planes, pout * win.kh * win.kw, |p| {
             // SAFETY: plane `p` is in bounds of both buffers.
             let (src, dst) = unsafe {
                 (std::slice::from_raw_parts(x.add(p * pin), pin), std::slice::from_raw_parts_mut(y.add(p * pout), pout))
             };
             win.plane(reduce, src, dst);
-            if let Some((rows, cols)) = &self.counts {
-                for (out, r) in dst.chunks_exact_mut(win.ow).zip(rows) {
-                    for (o, c) in out.iter_mut().zip(cols) {
-                        *o /= (r * c).max(1.0);
-                    }
-                }
+            if let Some(scale) = &self.scale {
+                dst.iter_mut().zip(scale).for_each(|(o, s)| *o *= s);
             }
         });
     }

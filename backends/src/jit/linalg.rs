@@ -95,12 +95,12 @@ pub(crate) struct ConvStep {
 #[derive(Clone, Debug)]
 pub(crate) struct Padded {
     /// Rows and columns of each phase plane.
-    pub h: usize,
-    pub w: usize,
+    h: usize,
+    w: usize,
     /// The phases stored, in order.
     phases: Vec<[usize; 2]>,
     /// Each im2col row's start within one group's planes.
-    pub rows: Vec<isize>,
+    rows: Vec<isize>,
     /// Elements of the input, slack included: the last panel's reads run past the last output
     /// column by up to a tile width.
     input_len: usize,

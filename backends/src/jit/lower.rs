@@ -540,18 +540,19 @@ impl Lowerer<'_, '_> {
                 let kernel = p.kernel();
                 let geo = p.window.resolve(&xs[2..], kernel, p.ceil_mode).map_err(|m| self.fail(id, m))?;
                 let window = Window::from_geometry(&xs[2..], &geo);
-                let counts = match p.kind {
+                let scale = match p.kind {
                     PoolKind::Average { count_include_pad } => {
                         let axis = |a: usize| {
                             let (n_out, n) = if a == 0 { (window.oh, window.h) } else { (window.ow, window.w) };
                             let (k, s) = (kernel[a], geo.strides[a]);
                             average_counts(n_out, n, (k, s), (geo.pads_begin[a], geo.pads_end[a]), count_include_pad)
                         };
-                        Some((axis(0), axis(1)))
+                        let (rows, cols) = (axis(0), axis(1));
+                        Some(rows.iter().flat_map(|r| cols.iter().map(move |c| 1.0 / (r * c).max(1.0))).collect())
                     }
                     _ => None,
                 };
-                StepKind::Pool(PoolStep { x, y, planes: xs[0] * xs[1], window, counts })
+                StepKind::Pool(PoolStep { x, y, planes: xs[0] * xs[1], window, scale })
             }
             Op::GlobalPool(kind) => StepKind::GlobalPool(GlobalPoolStep {
                 x,

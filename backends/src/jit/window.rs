@@ -1,8 +1,9 @@
 //! Sliding windows over one NCHW plane: depthwise convolution (a weighted sum per window), max
 //! pooling and sum pooling. The plane is first copied into a padded scratch (zeros, or −∞ for
-//! max) so the loop over outputs has no bounds tests; outputs are then computed eight at a time
-//! with every tap of the window summed in registers and one store per eight outputs. The loop is
-//! compiled for AVX2/FMA (chosen at run time, specialized for strides 1 and 2) and portably.
+//! max) so the loop over outputs has no bounds tests; outputs are then computed a vector at a
+//! time (sixteen with AVX-512, eight with AVX2/FMA, chosen at run time), with every tap of the
+//! window summed in registers and one store per vector. The loop is specialized for column
+//! strides 1 and 2, and also compiled portably.
 
 use kiln_ir::op::Geometry;
 use std::cell::RefCell;
@@ -47,8 +48,40 @@ impl Reduce<'_> {
     }
 }
 
-/// Outputs computed together.
-const LANES: usize = 8;
+/// An instruction set the window loop is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    /// Every one this CPU runs, fastest first.
+    fn available() -> Vec<Isa> {
+        let mut all = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                all.push(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                all.push(Isa::Avx2);
+            }
+        }
+        all.push(Isa::Portable);
+        all
+    }
+
+    /// The fastest, found once per process.
+    fn best() -> Isa {
+        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| Isa::available()[0])
+    }
+}
+
+/// The most outputs a kernel computes together (the padded rows leave room for a last block).
+const LANES: usize = 16;
 
 thread_local! {
     /// Each worker's padded plane, grown once and reused across runs.
@@ -82,6 +115,11 @@ impl Window {
     /// `dst[oy·ow + ox] = ⊕ over the window at (oy, ox)` for one plane `src` (`h·w` values) into
     /// `dst` (`oh·ow` values).
     pub(crate) fn plane(&self, reduce: Reduce, src: &[f32], dst: &mut [f32]) {
+        self.plane_on(Isa::best(), reduce, src, dst)
+    }
+
+    /// [`Window::plane`] on a given instruction set (tests run each one the CPU has).
+    fn plane_on(&self, isa: Isa, reduce: Reduce, src: &[f32], dst: &mut [f32]) {
         debug_assert_eq!((src.len(), dst.len()), (self.h * self.w, self.oh * self.ow));
         if let Reduce::Dot { weights, .. } = reduce {
             assert_eq!(weights.len(), self.kh * self.kw, "one weight per tap");
@@ -111,15 +149,24 @@ impl Window {
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: the features these functions are compiled for were just detected.
-                return unsafe {
-                    match self.stride[1] {
-                        1 => avx2::plane::<1>(self, reduce, padded, pitch, dst),
-                        2 => avx2::plane::<2>(self, reduce, padded, pitch, dst),
-                        _ => avx2::plane::<0>(self, reduce, padded, pitch, dst),
-                    }
-                };
+            {
+                macro_rules! by_stride {
+                    ($module:ident) => {
+                        // SAFETY: `Isa` admits only instruction sets this CPU has.
+                        return unsafe {
+                            match self.stride[1] {
+                                1 => $module::plane::<1>(self, reduce, padded, pitch, dst),
+                                2 => $module::plane::<2>(self, reduce, padded, pitch, dst),
+                                _ => $module::plane::<0>(self, reduce, padded, pitch, dst),
+                            }
+                        }
+                    };
+                }
+                match isa {
+                    Isa::Avx512 => by_stride!(avx512),
+                    Isa::Avx2 => by_stride!(avx2),
+                    Isa::Portable => {}
+                }
             }
             self.plane_portable(reduce, padded, pitch, dst)
         })
@@ -148,82 +195,177 @@ impl Window {
     }
 }
 
+/// The window loop for one instruction set: `$lanes` outputs at a time, all taps in registers.
+/// Its `plane::<SX>` is specialized for column stride `SX` (0: the stride in `win`, read by a
+/// gather); `$load2` reads every other element of `2·$lanes` (stride 2).
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{Reduce, Window, LANES};
-    use std::arch::x86_64::*;
+macro_rules! window_kernel {
+    ($module:ident, $features:literal, $lanes:literal, $vec:ty, $load:ident, $store:ident, $set1:ident,
+     $fma:ident, $max:ident, $add:ident, $load2:ident, $gather:ident) => {
+        mod $module {
+            use super::{Reduce, Window};
+            use std::arch::x86_64::*;
 
-    /// The window loop for column stride `SX` (0: the stride in `win`, read by a gather).
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn plane<const SX: usize>(win: &Window, reduce: Reduce, padded: &[f32], pitch: usize, dst: &mut [f32]) {
-        match reduce {
-            Reduce::Dot { weights, bias } => {
-                blocks::<SX>(win, padded, pitch, dst, _mm256_set1_ps(bias), |acc, x, t| {
-                    _mm256_fmadd_ps(_mm256_set1_ps(weights[t]), x, acc)
-                })
+            const LANES: usize = $lanes;
+
+            /// # Safety
+            /// The CPU has the enabled features.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn plane<const SX: usize>(
+                win: &Window,
+                reduce: Reduce,
+                padded: &[f32],
+                pitch: usize,
+                dst: &mut [f32],
+            ) {
+                match reduce {
+                    Reduce::Dot { weights, bias } => {
+                        blocks::<SX>(win, padded, pitch, dst, $set1(bias), |acc, x, t| $fma($set1(weights[t]), x, acc))
+                    }
+                    Reduce::Max => {
+                        blocks::<SX>(win, padded, pitch, dst, $set1(f32::NEG_INFINITY), |acc, x, _| $max(acc, x))
+                    }
+                    Reduce::Sum => blocks::<SX>(win, padded, pitch, dst, $set1(0.0), |acc, x, _| $add(acc, x)),
+                }
             }
-            Reduce::Max => blocks::<SX>(win, padded, pitch, dst, _mm256_set1_ps(f32::NEG_INFINITY), |acc, x, _| {
-                _mm256_max_ps(acc, x)
-            }),
-            Reduce::Sum => {
-                blocks::<SX>(win, padded, pitch, dst, _mm256_setzero_ps(), |acc, x, _| _mm256_add_ps(acc, x))
+
+            #[target_feature(enable = $features)]
+            fn blocks<const SX: usize>(
+                win: &Window,
+                padded: &[f32],
+                pitch: usize,
+                dst: &mut [f32],
+                init: $vec,
+                tap: impl Fn($vec, $vec, usize) -> $vec,
+            ) {
+                let [sy, sx] = win.stride;
+                let [dy, dx] = win.dilation;
+                // Reads padded[at + i·sx] for i < LANES; `padded_extent` keeps the last one in bounds.
+                let load = |at: usize| -> $vec {
+                    debug_assert!(at + (LANES - 1) * sx < padded.len());
+                    // SAFETY: every block's reads lie within its padded rows (see `padded_extent`).
+                    unsafe {
+                        let p = padded.as_ptr().add(at);
+                        match SX {
+                            1 => $load(p),
+                            2 => super::$load2(p),
+                            _ => super::$gather(p, sx),
+                        }
+                    }
+                };
+                let ow = win.ow;
+                for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
+                    for ox in (0..ow).step_by(LANES) {
+                        let mut acc = init;
+                        for ki in 0..win.kh {
+                            let row = (oy * sy + ki * dy) * pitch + ox * sx;
+                            for kj in 0..win.kw {
+                                acc = tap(acc, load(row + kj * dx), ki * win.kw + kj);
+                            }
+                        }
+                        let n = LANES.min(ow - ox);
+                        if n == LANES {
+                            // SAFETY: out[ox..ox + LANES] is in bounds.
+                            unsafe { $store(out.as_mut_ptr().add(ox), acc) };
+                        } else {
+                            let mut tail = [0.0f32; LANES];
+                            // SAFETY: `tail` holds LANES values.
+                            unsafe { $store(tail.as_mut_ptr(), acc) };
+                            out[ox..].copy_from_slice(&tail[..n]);
+                        }
+                    }
+                }
             }
         }
-    }
+    };
+}
 
-    #[target_feature(enable = "avx2,fma")]
-    fn blocks<const SX: usize>(
-        win: &Window,
-        padded: &[f32],
-        pitch: usize,
-        dst: &mut [f32],
-        init: __m256,
-        tap: impl Fn(__m256, __m256, usize) -> __m256,
-    ) {
-        let [sy, sx] = win.stride;
-        let [dy, dx] = win.dilation;
-        let lanes = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(sx as i32));
-        // Reads padded[at + i·sx] for i < LANES; `padded_extent` keeps the last one in bounds.
-        let load = |at: usize| -> __m256 {
-            debug_assert!(at + (LANES - 1) * sx < padded.len());
-            // SAFETY: every block's reads lie within its padded rows (see `padded_extent`).
-            unsafe {
-                let p = padded.as_ptr().add(at);
-                match SX {
-                    1 => _mm256_loadu_ps(p),
-                    2 => {
-                        // x0 x2 x8 x10 | x4 x6 x12 x14, then the 64-bit pairs put in order.
-                        let (lo, hi) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(LANES)));
-                        let pairs = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
-                        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(pairs))
-                    }
-                    _ => _mm256_i32gather_ps::<4>(p, lanes),
-                }
-            }
-        };
-        let ow = win.ow;
-        for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
-            for ox in (0..ow).step_by(LANES) {
-                let mut acc = init;
-                for ki in 0..win.kh {
-                    let row = (oy * sy + ki * dy) * pitch + ox * sx;
-                    for kj in 0..win.kw {
-                        acc = tap(acc, load(row + kj * dx), ki * win.kw + kj);
-                    }
-                }
-                let n = LANES.min(ow - ox);
-                if n == LANES {
-                    // SAFETY: out[ox..ox + LANES] is in bounds.
-                    unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(ox), acc) };
-                } else {
-                    let mut tail = [0.0f32; LANES];
-                    // SAFETY: `tail` holds LANES values.
-                    unsafe { _mm256_storeu_ps(tail.as_mut_ptr(), acc) };
-                    out[ox..].copy_from_slice(&tail[..n]);
-                }
-            }
-        }
-    }
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+#[cfg(target_arch = "x86_64")]
+window_kernel!(
+    avx2,
+    "avx2,fma",
+    8,
+    __m256,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_max_ps,
+    _mm256_add_ps,
+    even_avx2,
+    gather_avx2
+);
+
+#[cfg(target_arch = "x86_64")]
+window_kernel!(
+    avx512,
+    "avx512f",
+    16,
+    __m512,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_max_ps,
+    _mm512_add_ps,
+    even_avx512,
+    gather_avx512
+);
+
+/// `p[0], p[2], …, p[14]`: x0 x2 x8 x10 | x4 x6 x12 x14, then the 64-bit pairs put in order.
+///
+/// # Safety
+/// AVX2; `p` holds sixteen values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn even_avx2(p: *const f32) -> __m256 {
+    // SAFETY: forwarded.
+    let (lo, hi) = unsafe { (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) };
+    let pairs = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
+    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(pairs))
+}
+
+/// `p[i·stride]` for `i < 8`.
+///
+/// # Safety
+/// AVX2; those elements are readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gather_avx2(p: *const f32, stride: usize) -> __m256 {
+    let lanes = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride as i32));
+    // SAFETY: forwarded.
+    unsafe { _mm256_i32gather_ps::<4>(p, lanes) }
+}
+
+/// `p[0], p[2], …, p[30]`: two loads and one two-source permute.
+///
+/// # Safety
+/// AVX-512F; `p` holds thirty-two values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn even_avx512(p: *const f32) -> __m512 {
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    // SAFETY: forwarded.
+    let (lo, hi) = unsafe { (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))) };
+    _mm512_permutex2var_ps(lo, even, hi)
+}
+
+/// `p[i·stride]` for `i < 16`.
+///
+/// # Safety
+/// AVX-512F; those elements are readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_avx512(p: *const f32, stride: usize) -> __m512 {
+    let lanes = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(stride as i32),
+    );
+    // SAFETY: forwarded.
+    unsafe { _mm512_i32gather_ps::<4>(lanes, p) }
 }
 
 #[cfg(test)]
@@ -268,6 +410,10 @@ mod tests {
             (11, 23, 3, 3, 1, 1, 0),
             (5, 5, 1, 1, 0, 1, 0),
             (4, 9, 7, 1, 3, 1, 0),
+            // Rows wider than a vector: whole blocks, then a partial one.
+            (6, 40, 3, 1, 1, 1, 0),
+            (5, 70, 3, 2, 1, 1, 0),
+            (4, 60, 3, 3, 0, 1, 0),
         ];
         for (h, w, k, s, p, d, extra) in cases {
             let span = (k - 1) * d + 1;
@@ -276,12 +422,14 @@ mod tests {
                 Window { h, w, oh: out(h), ow: out(w), kh: k, kw: k, stride: [s, s], pad: [p, p], dilation: [d, d] };
             let src: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
             let weights: Vec<f32> = (0..k * k).map(|i| 0.25 * i as f32 - 1.0).collect();
-            for reduce in [Reduce::Dot { weights: &weights, bias: 0.5 }, Reduce::Max, Reduce::Sum] {
+            for (isa, reduce) in Isa::available().into_iter().flat_map(|isa| {
+                [Reduce::Dot { weights: &weights, bias: 0.5 }, Reduce::Max, Reduce::Sum].map(|r| (isa, r))
+            }) {
                 let mut dst = vec![f32::NAN; win.oh * win.ow];
-                win.plane(reduce, &src, &mut dst);
+                win.plane_on(isa, reduce, &src, &mut dst);
                 let want = reference(&win, reduce, &src);
                 for (i, (g, w)) in dst.iter().zip(&want).enumerate() {
-                    assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{win:?} {reduce:?} at {i}: {g} vs {w}");
+                    assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{isa:?} {win:?} {reduce:?} at {i}: {g} vs {w}");
                 }
             }
         }
