@@ -195,7 +195,15 @@ impl Compiled {
                 StepKind::Elementwise(e) => self.elementwise(f, e),
                 StepKind::Conv(c, epi) => {
                     let optional = |v: Option<Vid>| v.map_or(Ptr(std::ptr::null_mut()), |v| f.ptr(v));
-                    c.run(w, [f.ptr(c.x), f.ptr(c.w), f.ptr(c.y), optional(c.bias), optional(c.scratch())]);
+                    let ptrs = [
+                        f.ptr(c.x),
+                        f.ptr(c.w),
+                        f.ptr(c.y),
+                        optional(c.bias),
+                        optional(c.residual),
+                        optional(c.scratch()),
+                    ];
+                    c.run(w, ptrs);
                     if let Some(e) = epi {
                         self.elementwise(f, e);
                     }

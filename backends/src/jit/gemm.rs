@@ -113,36 +113,106 @@ pub(crate) enum Rhs<'a> {
     },
 }
 
+/// What the GEMM applies to each finished tile of C while it is still in cache:
+/// `c[i·ldc + j] = max(c + bias[i] + residual[i·ldc + j], 0)`, each part optional (a null
+/// pointer, or `relu` false). The residual has C's layout and pitch, and overlaps nothing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Epilogue {
+    pub bias: *const f32,
+    pub residual: *const f32,
+    pub relu: bool,
+}
+
+impl Epilogue {
+    /// Applies the epilogue to rows `rows` and columns `cols` of C.
+    ///
+    /// # Safety
+    /// Those elements of C, and of the residual if any, are in bounds; `bias` holds a value
+    /// per row.
+    pub(crate) unsafe fn apply(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was just detected; extents forwarded.
+            return unsafe { self.apply_avx512(c, ldc, rows, cols) };
+        }
+        // SAFETY: forwarded.
+        unsafe { self.apply_rows(c, ldc, rows, cols) }
+    }
+
+    /// [`Epilogue::apply`] compiled for AVX-512 (the loops vectorize sixteen lanes wide).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn apply_avx512(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
+        // SAFETY: forwarded.
+        unsafe { self.apply_rows(c, ldc, rows, cols) }
+    }
+
+    #[inline(always)]
+    unsafe fn apply_rows(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
+        for i in rows {
+            // SAFETY (whole body): row `i`, columns `cols` of C and of the residual are in
+            // bounds, and `bias` holds row `i`.
+            let at = i * ldc + cols.start;
+            let out = unsafe { std::slice::from_raw_parts_mut(c.add(at), cols.len()) };
+            let bias = if self.bias.is_null() { 0.0 } else { unsafe { *self.bias.add(i) } };
+            if self.residual.is_null() {
+                out.iter_mut().for_each(|o| *o += bias);
+            } else {
+                let residual = unsafe { std::slice::from_raw_parts(self.residual.add(at), cols.len()) };
+                out.iter_mut().zip(residual).for_each(|(o, r)| *o += bias + r);
+            }
+            if self.relu {
+                out.iter_mut().for_each(|o| *o = o.max(0.0));
+            }
+        }
+    }
+}
+
 // SAFETY: the pointers are only read, from threads that each touch disjoint parts of C.
 unsafe impl Send for Strided {}
 unsafe impl Sync for Strided {}
 unsafe impl Send for Rhs<'_> {}
 unsafe impl Sync for Rhs<'_> {}
+// SAFETY: the epilogue reads its bias and residual, and writes only the caller's tile of C.
+unsafe impl Send for Epilogue {}
+unsafe impl Sync for Epilogue {}
 
 thread_local! {
     /// Each thread's packed block of B, one packed strip of A, and one unfolded row.
     static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `c[i·ldc + j] = Σ_p A[i,p] · B[p,j]` for `i < m`, `j < n` (A scaled by its alpha).
+/// `c[i·ldc + j] = Σ_p A[i,p] · B[p,j]` for `i < m`, `j < n` (A scaled by its alpha), then
+/// the epilogue if any.
 ///
 /// # Safety
 /// `a` and `b` must be readable at every element their strides and extents reach (for
 /// `Unfold`, every plane of the window; a packed `a` must have been packed as `m×k`); `c`
-/// writable at `m` rows of `n` at pitch `ldc`, and overlapping neither operand.
-pub(crate) unsafe fn gemm(workers: &Workers, dims: (usize, usize, usize), a: Lhs, b: Rhs, c: *mut f32, ldc: usize) {
+/// writable at `m` rows of `n` at pitch `ldc`, and overlapping neither operand; the epilogue
+/// as [`Epilogue::apply`] for all of C.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm(
+    workers: &Workers,
+    dims: (usize, usize, usize),
+    a: Lhs,
+    b: Rhs,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: Option<&Epilogue>,
+) {
     let kernel = match a {
         Lhs::Packed(p) => p.kernel,
         Lhs::Matrix { .. } => microkernel::best(),
     };
     // SAFETY: forwarded.
-    unsafe { gemm_with(kernel, workers, dims, a, b, c, ldc) }
+    unsafe { gemm_with(kernel, workers, dims, a, b, c, ldc, epilogue) }
 }
 
 /// [`gemm`] with a given micro-kernel (tests run every kernel the CPU has).
 ///
 /// # Safety
 /// As [`gemm`]; a packed `a` was packed for `kernel`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm_with(
     kernel: MicroKernel,
     workers: &Workers,
@@ -151,6 +221,7 @@ pub(crate) unsafe fn gemm_with(
     b: Rhs,
     c: *mut f32,
     ldc: usize,
+    epilogue: Option<&Epilogue>,
 ) {
     if let Lhs::Packed(p) = a {
         let depth = block_depth(k, matches!(b, Rhs::Shifted { .. }));
@@ -178,11 +249,11 @@ pub(crate) unsafe fn gemm_with(
         let (rows, cols) = if split_cols { (0..m, part) } else { (part, 0..n) };
         // SAFETY: forwarded from the caller; part `p` writes rows (or columns) of C that no
         // other part touches.
-        unsafe { serial(kernel, rows, cols, k, a, b, c.raw(), ldc) }
+        unsafe { serial(kernel, rows, cols, k, a, b, c.raw(), ldc, epilogue) }
     });
 }
 
-/// Rows `rows` × columns `cols` of C on this thread.
+/// Rows `rows` × columns `cols` of C on this thread, each tile finished by the epilogue.
 #[allow(clippy::too_many_arguments)]
 unsafe fn serial(
     kernel: MicroKernel,
@@ -193,17 +264,27 @@ unsafe fn serial(
     b: Rhs,
     c: *mut f32,
     ldc: usize,
+    epilogue: Option<&Epilogue>,
 ) {
     if let (Lhs::Matrix { a, alpha }, Rhs::Matrix(b)) = (a, b) {
         if rows.len() == 1 || cols.len() == 1 || k == 0 {
             // SAFETY: forwarded.
-            return unsafe { matrix_vector(rows, cols, k, alpha, a, b, c, ldc) };
+            unsafe { matrix_vector(rows.clone(), cols.clone(), k, alpha, a, b, c, ldc) };
+            if let Some(e) = epilogue {
+                // SAFETY: forwarded.
+                unsafe { e.apply(c, ldc, rows, cols) };
+            }
+            return;
         }
     }
     if k == 0 {
-        for i in rows {
+        for i in rows.clone() {
             // SAFETY: row `i`, columns `cols` of C are in bounds.
             unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc + cols.start), cols.len()) }.fill(0.0);
+        }
+        if let Some(e) = epilogue {
+            // SAFETY: forwarded.
+            unsafe { e.apply(c, ldc, rows, cols) };
         }
         return;
     }
@@ -270,6 +351,9 @@ unsafe fn serial(
                                         *o = if p0 > 0 { *o + s } else { s };
                                     }
                                 }
+                            }
+                            if let Some(e) = epilogue.filter(|_| p0 + kc == k) {
+                                e.apply(c, ldc, i0..i0 + mv, j..j + nv);
                             }
                         }
                     }
@@ -654,7 +738,9 @@ pub(crate) mod tests {
                         for (r, &b) in rhs.iter().enumerate() {
                             let mut c = vec![f32::NAN; m * n];
                             // SAFETY: the operands and C have exactly the strided extents given.
-                            unsafe { gemm_with(kernel, &workers, (m, n, k), a, Rhs::Matrix(b), c.as_mut_ptr(), n) };
+                            unsafe {
+                                gemm_with(kernel, &workers, (m, n, k), a, Rhs::Matrix(b), c.as_mut_ptr(), n, None)
+                            };
                             let what = format!(
                                 "{}x{} kernel, {threads} threads, {m}x{n}x{k}, lhs {l}, rhs {r}",
                                 kernel.mr, kernel.nr
@@ -668,21 +754,38 @@ pub(crate) mod tests {
     }
 
     /// Every width of a last, partial panel (the narrow kernels and the scratch tile), with a
-    /// partial strip of rows and a depth over `KC` (so later blocks add to C).
+    /// partial strip of rows and a depth over `KC` (so later blocks add to C), finished by an
+    /// epilogue (bias, residual and ReLU, applied once, after the last block).
     #[test]
     fn every_panel_width_matches_the_definition() {
         let (m, k) = (11, KC + 44);
         let workers = Workers::new(1).unwrap();
         for kernel in all() {
             for n in 2..=2 * kernel.nr + 1 {
-                let (a, b) = (values(m * k, 5), values(k * n, 6));
-                let want = product(1.0, &a, &b, (m, n, k));
+                let (a, b, bias, residual) = (values(m * k, 5), values(k * n, 6), values(m, 7), values(m * n, 8));
+                let want: Vec<f64> = product(1.0, &a, &b, (m, n, k))
+                    .iter()
+                    .enumerate()
+                    .map(|(e, v)| (v + bias[e / n] as f64 + residual[e] as f64).max(0.0))
+                    .collect();
                 let packed = PackedLhs::new(kernel, &a, m, k, KC);
                 let mut c = vec![f32::NAN; m * n];
                 let rhs = Rhs::Matrix(Strided { ptr: b.as_ptr(), rs: n as isize, cs: 1 });
-                // SAFETY: the operands and C have exactly the extents given.
-                unsafe { gemm_with(kernel, &workers, (m, n, k), Lhs::Packed(&packed), rhs, c.as_mut_ptr(), n) };
-                assert_close(&c, &want, &format!("{}x{} kernel, {m}x{n}x{k}", kernel.mr, kernel.nr));
+                let epilogue = Epilogue { bias: bias.as_ptr(), residual: residual.as_ptr(), relu: true };
+                // SAFETY: the operands, C, bias and residual have exactly the extents given.
+                unsafe {
+                    gemm_with(
+                        kernel,
+                        &workers,
+                        (m, n, k),
+                        Lhs::Packed(&packed),
+                        rhs,
+                        c.as_mut_ptr(),
+                        n,
+                        Some(&epilogue),
+                    )
+                };
+                assert_close(&c, &want, &format!("{}x{} kernel, {m}x{n}x{k}", kernel.nr, kernel.mr));
             }
         }
     }
@@ -764,7 +867,9 @@ pub(crate) mod tests {
                 let workers = Workers::new(1).unwrap();
                 let rhs = Rhs::Unfold { x: x.as_ptr(), window: &win };
                 // SAFETY: `x` holds `cin` planes of the window, `y` `cout` output planes.
-                unsafe { gemm_with(kernel, &workers, (cout, n, k), Lhs::Packed(&packed), rhs, y.as_mut_ptr(), n) };
+                unsafe {
+                    gemm_with(kernel, &workers, (cout, n, k), Lhs::Packed(&packed), rhs, y.as_mut_ptr(), n, None)
+                };
                 assert_close(&y, &want, &format!("{}x{} kernel, {win:?}", kernel.mr, kernel.nr));
             }
         }

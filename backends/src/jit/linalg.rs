@@ -4,11 +4,12 @@
 //! from the image), a zero-bordered copy of the input read in place for stride-1 convolutions,
 //! the input itself for 1×1 stride-1 convolutions, weights packed when the plan is built, and
 //! depthwise convolutions through the sliding-window kernel (`window`), which adds their bias
-//! too. Other epilogues (bias, activation, residual) run afterwards as generated elementwise
-//! kernels on the output.
+//! too. A GEMM-based convolution adds its bias, a residual and a ReLU to each tile of the
+//! output while it is in cache ([`Epilogue`]); other epilogues run afterwards as generated
+//! elementwise kernels on the output.
 
 use super::exec::Ptr;
-use super::gemm::{gemm, sample_row, Lhs, PackedLhs, Rhs, Strided};
+use super::gemm::{gemm, sample_row, Epilogue, Lhs, PackedLhs, Rhs, Strided};
 use super::lower::Vid;
 use super::microkernel::MAX_NR;
 use super::pool::Workers;
@@ -75,9 +76,12 @@ pub(crate) struct ConvStep {
     /// Constant weights packed for the GEMM, one per group (empty when the weights are computed
     /// at run time, or for `Depthwise`).
     pub packed: Vec<PackedLhs>,
-    /// Per-channel bias added by the kernel itself (`Depthwise` only; the other algorithms
-    /// leave it to the epilogue).
+    /// Per-channel bias the step adds itself: the depthwise kernel, or the GEMM's epilogue.
     pub bias: Option<Vid>,
+    /// Not `Depthwise`: a value of the output's shape the GEMM's epilogue adds, then whether
+    /// it applies ReLU (after the bias and the residual).
+    pub residual: Option<Vid>,
+    pub relu: bool,
     pub batch: usize,
     pub cin: usize,
     pub cout: usize,
@@ -182,11 +186,13 @@ impl Padded {
         unsafe { std::slice::from_raw_parts_mut(dst.add(cin * channel), self.input_len - cin * channel) }.fill(0.0);
     }
 
-    /// Copies the valid columns of the `cout` padded-width output planes at `src` to `y`.
+    /// Copies the valid columns of the `cout` padded-width output planes at `src` to `y`, then
+    /// applies the epilogue (its rows are `y`'s channels) to each plane.
     ///
     /// # Safety
-    /// `src` holds `cout` planes of `oh` rows of `w`; `y` `cout` planes of the window's output.
-    unsafe fn crop(&self, workers: &Workers, win: &Window, cout: usize, src: Ptr, y: Ptr) {
+    /// `src` holds `cout` planes of `oh` rows of `w`; `y` `cout` planes of the window's output;
+    /// the epilogue as [`Epilogue::apply`] for those planes.
+    unsafe fn crop(&self, workers: &Workers, win: &Window, cout: usize, src: Ptr, y: Ptr, epilogue: Option<&Epilogue>) {
         let (from, to) = (win.oh * self.w, win.oh * win.ow);
         workers.for_each(cout, from, |c| {
             // SAFETY: plane `c` of both outputs is in bounds.
@@ -195,6 +201,10 @@ impl Padded {
             };
             for (line, row) in out.chunks_exact_mut(win.ow).zip(src.chunks_exact(self.w)) {
                 line.copy_from_slice(&row[..win.ow]);
+            }
+            if let Some(e) = epilogue {
+                // SAFETY: channel `c` of the output (and of the residual) is in bounds.
+                unsafe { e.apply(y.raw(), to, c..c + 1, 0..to) };
             }
         });
     }
@@ -215,6 +225,7 @@ impl MatMulStep {
                     Rhs::Matrix(at(b, &self.b)),
                     c.add(i * self.m * self.n),
                     self.n,
+                    None,
                 )
             }
         }
@@ -231,9 +242,9 @@ impl ConvStep {
     }
 
     /// # Safety
-    /// `x`, `w`, `y` (and `bias` for depthwise, else null) point at
-    /// buffers of the lowered shapes; `y` overlaps none of the others.
-    pub(crate) unsafe fn run(&self, workers: &Workers, [x, w, y, bias, scratch]: [Ptr; 5]) {
+    /// `x`, `w`, `y` (and `bias`, `residual` and `scratch` when the step has them, else null)
+    /// point at buffers of the lowered shapes; `y` overlaps none of the others.
+    pub(crate) unsafe fn run(&self, workers: &Workers, [x, w, y, bias, residual, scratch]: [Ptr; 6]) {
         let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
         let win = &self.window;
         let (plane_in, plane_out) = (win.h * win.w, win.oh * win.ow);
@@ -248,6 +259,14 @@ impl ConvStep {
                     self.depthwise(workers, x_img, w, bias, y_img);
                     continue;
                 }
+                // The epilogue of the output's channels from `c0` on (rows of C).
+                let residual_img = (!residual.raw().is_null()).then(|| residual.add(img * self.cout * plane_out));
+                let epilogue = |c0: usize| Epilogue {
+                    bias: if bias.raw().is_null() { bias.raw() } else { bias.add(c0) },
+                    residual: residual_img.map_or(std::ptr::null(), |r| r.add(c0 * plane_out)),
+                    relu: self.relu,
+                };
+                let fused = self.bias.is_some() || self.residual.is_some() || self.relu;
                 // Where the GEMM writes: the output, or the padded-width output in scratch.
                 let (out, ldc) = match &self.algo {
                     ConvAlgo::Shifted { padded: pad, .. } => {
@@ -272,11 +291,14 @@ impl ConvStep {
                             Lhs::Matrix { a: Strided { ptr: w.add(g * cout_g * k), rs: k as isize, cs: 1 }, alpha: 1.0 }
                         }
                     };
-                    gemm(workers, (cout_g, ldc, k), weights, rhs, out.add(g * cout_g * ldc), ldc);
+                    // Outputs computed at the padded width get their epilogue as they are cropped.
+                    let in_place = out == y_img.raw();
+                    let epi = (fused && in_place).then(|| epilogue(g * cout_g));
+                    gemm(workers, (cout_g, ldc, k), weights, rhs, out.add(g * cout_g * ldc), ldc, epi.as_ref());
                 }
                 if let ConvAlgo::Shifted { padded: pad, .. } = &self.algo {
                     if pad.wasted_columns(win) {
-                        pad.crop(workers, win, self.cout, Ptr(out), y_img);
+                        pad.crop(workers, win, self.cout, Ptr(out), y_img, fused.then(|| epilogue(0)).as_ref());
                     }
                 }
             }
@@ -313,22 +335,30 @@ mod tests {
 
     /// The unfolding and the shifted algorithm on two images, with weights packed for every
     /// kernel (each kernel runs its own packing) and weights packed on the fly, on one and two
-    /// threads, against the definition: every case of the GEMM's convolution test, plus
-    /// grouped convolutions.
+    /// threads, with and without the epilogue (bias, residual, ReLU), against the definition:
+    /// every case of the GEMM's convolution test, plus grouped convolutions.
     #[test]
     fn convolution_algorithms_match_the_definition() {
         let grouped = [(4, 9, 9, 6, 3, 3, [1, 1], [1, 1], [1, 1], 2), (6, 10, 12, 9, 3, 3, [2, 2], [1, 1], [1, 1], 3)];
         let cases = CONV_CASES.iter().map(|&(a, b, c, d, e, f, g, h, i)| (a, b, c, d, e, f, g, h, i, 1)).chain(grouped);
         for (cin, h, w, cout, kh, kw, stride, pad, dilation, groups) in cases {
             let win = case_window(h, w, kh, kw, stride, pad, dilation);
-            let (cin_g, k, batch) = (cin / groups, cin / groups * kh * kw, 2);
+            let (cin_g, k, batch, plane) = (cin / groups, cin / groups * kh * kw, 2, win.oh * win.ow);
             let (x, wt) = (values(batch * cin * h * w, 7), values(cout * k, 8));
-            let want: Vec<f64> = x
+            let (bias, residual) = (values(cout, 9), values(batch * cout * plane, 10));
+            let conv: Vec<f64> = x
                 .chunks_exact(cin * h * w)
                 .flat_map(|img| conv_definition(img, &wt, cin, cout, groups, &win))
                 .collect();
+            let fused: Vec<f64> = conv
+                .iter()
+                .enumerate()
+                .map(|(e, v)| (v + bias[e / plane % cout] as f64 + residual[e] as f64).max(0.0))
+                .collect();
             let kernels = all().into_iter().map(Some).chain([None]);
-            for (kernel, in_place) in kernels.flat_map(|k| [(k, false), (k, true)]) {
+            let variants =
+                kernels.flat_map(|k| [(k, false), (k, true)]).flat_map(|(k, p)| [(k, p, false), (k, p, true)]);
+            for (kernel, in_place, epilogue) in variants {
                 if in_place && kernel.unwrap_or_else(best).shifted.is_none() {
                     continue;
                 }
@@ -339,25 +369,42 @@ mod tests {
                     let m = cout / groups;
                     wt.chunks_exact(m * k).map(|g| PackedLhs::new(kernel, g, m, k, block_depth(k, in_place))).collect()
                 });
-                let step =
-                    ConvStep { algo, x: 0, w: 0, y: 0, packed, bias: None, batch, cin, cout, window: win, groups };
+                let (bias_vid, residual_vid) = if epilogue { (Some(1), Some(2)) } else { (None, None) };
+                let step = ConvStep {
+                    algo,
+                    x: 0,
+                    w: 0,
+                    y: 0,
+                    packed,
+                    bias: bias_vid,
+                    residual: residual_vid,
+                    relu: epilogue,
+                    batch,
+                    cin,
+                    cout,
+                    window: win,
+                    groups,
+                };
+                let want = if epilogue { &fused } else { &conv };
                 for threads in [1, 2] {
                     let workers = Workers::new(threads).unwrap();
                     let mut scratch = vec![f32::NAN; scratch_len];
                     let mut y = vec![f32::NAN; want.len()];
                     let ptr = |p: *const f32| Ptr(p as *mut f32);
+                    let or_null = |p: *const f32| ptr(if epilogue { p } else { std::ptr::null() });
                     let ptrs = [
                         ptr(x.as_ptr()),
                         ptr(wt.as_ptr()),
                         Ptr(y.as_mut_ptr()),
-                        ptr(std::ptr::null()),
+                        or_null(bias.as_ptr()),
+                        or_null(residual.as_ptr()),
                         Ptr(scratch.as_mut_ptr()),
                     ];
                     // SAFETY: every buffer has the extent the step was built for.
                     unsafe { step.run(&workers, ptrs) };
                     let name = kernel.map_or("unpacked".to_string(), |k| format!("{}x{}", k.mr, k.nr));
                     let what = format!("{}, {name} kernel, {threads} threads, {groups} groups", step.algo.name());
-                    assert_close(&y, &want, &format!("{what}, {win:?}"));
+                    assert_close(&y, want, &format!("{what}, epilogue {epilogue}, {win:?}"));
                 }
             }
         }

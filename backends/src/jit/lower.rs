@@ -716,6 +716,15 @@ impl Lowerer<'_, '_> {
         let names: Vec<String> = grp.anchor.iter().chain(&grp.members).map(|&n| g.node(n).name.clone()).collect();
         let ops: Vec<String> =
             grp.anchor.iter().chain(&grp.members).map(|&n| g.node(n).op.onnx_name().to_string()).collect();
+        // A convolution applies a bias, residual and ReLU itself, tile by tile.
+        if let Some(AnchorKind::Conv(conv)) = &mut anchor_kind {
+            if !matches!(conv.algo, ConvAlgo::Depthwise) {
+                if let Some((bias, residual, relu)) = tile_epilogue(&prog, &operands, &out_shape) {
+                    (conv.bias, conv.residual, conv.relu) = (bias, residual, relu);
+                    prog.instrs.truncate(1);
+                }
+            }
+        }
         // An anchor with nothing after it needs no kernel.
         let epilogue = if prog.instrs.len() > 1 || grp.anchor.is_none() {
             let nest = LoopNest::broadcast(
@@ -794,6 +803,8 @@ impl Lowerer<'_, '_> {
                     groups: c.group,
                     packed,
                     bias: None,
+                    residual: None,
+                    relu: false,
                 };
                 // The depthwise kernel adds its bias itself; the others leave it to the epilogue.
                 let (step, bias) = if depthwise {
@@ -847,6 +858,45 @@ impl Lowerer<'_, '_> {
         }
         lt.into_iter().map(|l| l.unwrap_or(Lifetime { bytes: 0, first: 0, last: 0 })).collect()
     }
+}
+
+/// The group's program as an epilogue the GEMM applies to each tile, if it is one:
+/// `max(y + bias + residual, 0)`, each part optional and in that order, with a bias per output
+/// channel and a residual of the output's shape, both contiguous. Returns (bias, residual, relu).
+fn tile_epilogue(
+    prog: &Program,
+    operands: &[(Vid, Vec<usize>, Vec<isize>)],
+    out_shape: &[usize],
+) -> Option<(Option<Vid>, Option<Vid>, bool)> {
+    use Instr::{Add, Const, Load, Max};
+    let ins = &prog.instrs;
+    if ins.first() != Some(&Load(0)) || out_shape.len() != 4 {
+        return None;
+    }
+    let (mut bias, mut residual, mut relu) = (None, None, false);
+    // `running` is the register holding the value so far; each part is two instructions.
+    let (mut running, mut i) = (0, 1);
+    while i < ins.len() {
+        let on_running = |a: Reg, b: Reg| (a, b) == (running, i) || (a, b) == (i, running);
+        match (&ins[i], ins.get(i + 1)) {
+            (&Load(k), Some(&Add(a, b))) if !relu && on_running(a, b) => {
+                let (vid, shape, strides) = &operands[k];
+                let contiguous = *strides == contiguous_strides(shape);
+                let per_channel = shape.len() == 3 && shape[0] == out_shape[1] && shape[1..] == [1, 1];
+                if per_channel && contiguous && bias.is_none() && residual.is_none() {
+                    bias = Some(*vid);
+                } else if shape.as_slice() == out_shape && contiguous && residual.is_none() {
+                    residual = Some(*vid);
+                } else {
+                    return None;
+                }
+            }
+            (&Const(zero), Some(&Max(a, b))) if zero == 0.0 && !relu && on_running(a, b) => relu = true,
+            _ => return None,
+        }
+        (running, i) = (i + 1, i + 2);
+    }
+    Some((bias, residual, relu))
 }
 
 enum AnchorKind {

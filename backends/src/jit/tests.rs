@@ -67,6 +67,20 @@ fn conv_bias_relu_residual_fuse_into_one_step() {
     g.set_outputs(vec![y]);
     check(&g, 1e-5);
     assert_eq!(engines(&g), vec![Engine::Gemm], "conv + add + relu is one step");
+    let compiled = Jit::with_threads(1).compile(&g).unwrap();
+    assert_eq!(compiled.report().kernels, 0, "the GEMM applies bias, residual and ReLU to its tiles");
+
+    // An epilogue the GEMM does not apply itself stays a generated kernel in the same step.
+    let mut g = Graph::new("sigmoid");
+    let x = g.add_input("x", TensorType::known(DType::F32, &[1, 8, 9, 9]));
+    let w = konst(&mut g, "w", &[8, 8, 3, 3]);
+    let b = konst(&mut g, "b", &[8]);
+    let c = g.add("c", conv(1, 1, 1), &[x, w, b]).unwrap();
+    let y = g.add("y", Op::Unary(Unary::Sigmoid), &[c]).unwrap();
+    g.set_outputs(vec![y]);
+    check(&g, 1e-5);
+    assert_eq!(engines(&g), vec![Engine::Gemm]);
+    assert_eq!(Jit::with_threads(1).compile(&g).unwrap().report().kernels, 1);
 }
 
 /// Each case is named after the algorithm the plan must choose for it.
