@@ -105,8 +105,8 @@ pub(crate) enum Rhs<'a> {
         x: *const f32,
         window: &'a Window,
     },
-    /// Read in place, never packed: row `p` is the values from `x + rows[p]` on. Reads run up
-    /// to a tile width past the last column (the caller leaves that much slack).
+    /// Read in place: row `p` is the values from `x + rows[p]` on (a last, partial panel is
+    /// packed, so nothing past the last column is read).
     Shifted {
         x: *const f32,
         rows: &'a [isize],
@@ -289,11 +289,7 @@ unsafe fn serial(
         return;
     }
     let MicroKernel { mr, nr, .. } = kernel;
-    // In-place rows of B go through the shifted kernel (and a partial panel through scratch).
-    let (tile, narrow, depth) = match b {
-        Rhs::Shifted { .. } => (kernel.shifted.expect("checked by gemm_with"), None, block_depth(k, true)),
-        _ => (kernel.tile, kernel.narrow, KC),
-    };
+    let depth = block_depth(k, matches!(b, Rhs::Shifted { .. }));
     PACKED.with(|packed| {
         let mut packed = packed.borrow_mut();
         let block_len = NB.div_ceil(nr) * panel_pitch(KC, nr);
@@ -318,6 +314,7 @@ unsafe fn serial(
                         Rhs::Shifted { .. } => {}
                     }
                 }
+                let rows_start = rows.start;
                 for i0 in rows.clone().step_by(mr) {
                     let mv = mr.min(rows.end - i0);
                     let strip = match a {
@@ -334,9 +331,24 @@ unsafe fn serial(
                         // the columns past `nv`).
                         unsafe {
                             let at = c.add(i0 * ldc + j);
-                            let (b, b_rows) = match b {
-                                Rhs::Shifted { x, rows } => (x.add(j), rows[p0..].as_ptr()),
-                                _ => (b_block.as_ptr().add(q * panel_pitch(kc, nr)), std::ptr::null()),
+                            // Whole panels of in-place rows go through the shifted kernel; a
+                            // partial one is packed first (for the first strip; later strips
+                            // find it packed).
+                            let (b, b_rows, tile, narrow) = match b {
+                                Rhs::Shifted { x, rows } if nv == nr => {
+                                    let shifted = kernel.shifted.expect("checked by gemm_with");
+                                    (x.add(j), rows[p0..].as_ptr(), shifted, None)
+                                }
+                                Rhs::Shifted { x, rows } => {
+                                    if i0 == rows_start {
+                                        pack_rows(x.add(j), &rows[p0..p0 + kc], nv, nr, b_block);
+                                    }
+                                    (b_block.as_ptr(), std::ptr::null(), kernel.tile, kernel.narrow)
+                                }
+                                _ => {
+                                    let panel = b_block.as_ptr().add(q * panel_pitch(kc, nr));
+                                    (panel, std::ptr::null(), kernel.tile, kernel.narrow)
+                                }
                             };
                             let whole = Tile { kc, a: strip.as_ptr(), b, b_rows, c: at, ldc, rows: mv, add: p0 > 0 };
                             if nv == nr {
@@ -415,6 +427,19 @@ unsafe fn pack_block(m: Strided, depth: Range<usize>, cols: Range<usize>, nr: us
         }
     }
     zero_tail(block, kc, cols.len(), nr);
+}
+
+/// Packs the first `width` values of each row `x + rows[p]` as one panel of `nr` columns
+/// (`panel[p·nr + j]`, zeros past `width`).
+///
+/// # Safety
+/// Each row holds `width` values.
+unsafe fn pack_rows(x: *const f32, rows: &[isize], width: usize, nr: usize, panel: &mut [f32]) {
+    for (&at, line) in rows.iter().zip(panel.chunks_exact_mut(nr)) {
+        // SAFETY: forwarded.
+        line[..width].copy_from_slice(unsafe { std::slice::from_raw_parts(x.offset(at), width) });
+        line[width..].fill(0.0);
+    }
 }
 
 /// Zeros the columns of the last panel past `width`.
@@ -786,6 +811,27 @@ pub(crate) mod tests {
                     )
                 };
                 assert_close(&c, &want, &format!("{}x{} kernel, {m}x{n}x{k}", kernel.nr, kernel.mr));
+            }
+        }
+    }
+
+    /// B read in place, row by row, through every kernel's shifted variant: whole panels and
+    /// every width of a last, partial one (packed first), with a depth over `KC_IN_PLACE`.
+    #[test]
+    fn in_place_rows_match_the_definition() {
+        let (m, k) = (13, KC_IN_PLACE + 40);
+        let workers = Workers::new(1).unwrap();
+        for kernel in all().into_iter().filter(|k| k.shifted.is_some()) {
+            for n in [kernel.nr, 2 * kernel.nr + 1, 3 * kernel.nr - 1, 70] {
+                let (a, b) = (values(m * k, 11), values(k * n, 12));
+                let want = product(1.0, &a, &b, (m, n, k));
+                let packed = PackedLhs::new(kernel, &a, m, k, block_depth(k, true));
+                let rows: Vec<isize> = (0..k as isize).map(|p| p * n as isize).collect();
+                let mut c = vec![f32::NAN; m * n];
+                let rhs = Rhs::Shifted { x: b.as_ptr(), rows: &rows };
+                // SAFETY: every row holds `n` values, and C `m` rows of `n`.
+                unsafe { gemm_with(kernel, &workers, (m, n, k), Lhs::Packed(&packed), rhs, c.as_mut_ptr(), n, None) };
+                assert_close(&c, &want, &format!("{}x{} kernel, {m}x{n}x{k} in place", kernel.mr, kernel.nr));
             }
         }
     }

@@ -11,7 +11,6 @@
 use super::exec::Ptr;
 use super::gemm::{gemm, sample_row, Epilogue, Lhs, PackedLhs, Rhs, Strided};
 use super::lower::Vid;
-use super::microkernel::MAX_NR;
 use super::pool::Workers;
 use super::window::{Reduce, Window};
 
@@ -40,8 +39,9 @@ pub(crate) struct MatMulStep {
 /// How a 2-D convolution is computed.
 #[derive(Clone, Debug)]
 pub(crate) enum ConvAlgo {
-    /// 1×1, stride 1, no padding: `Y_g = W_g · X_g` directly.
-    Pointwise,
+    /// 1×1, stride 1, no padding: `Y_g = W_g · X_g` directly. With `rows` (each input
+    /// channel's offset) the GEMM reads X's rows in place, otherwise it packs them.
+    Pointwise { rows: Option<Vec<isize>> },
     /// One GEMM per group over the input's im2col matrix, which the GEMM packs straight from
     /// the input.
     Im2col,
@@ -58,7 +58,7 @@ impl ConvAlgo {
     /// The algorithm's name in plans.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            ConvAlgo::Pointwise => "pointwise",
+            ConvAlgo::Pointwise { .. } => "pointwise",
             ConvAlgo::Im2col => "im2col",
             ConvAlgo::Shifted { .. } => "shifted",
             ConvAlgo::Depthwise => "depthwise",
@@ -105,8 +105,8 @@ pub(crate) struct Padded {
     phases: Vec<[usize; 2]>,
     /// Each im2col row's start within one group's planes.
     rows: Vec<isize>,
-    /// Elements of the input, slack included: the last panel's reads run past the last output
-    /// column by up to a tile width.
+    /// Elements of the input, slack included: the wasted columns of the last output row read
+    /// past the last plane.
     input_len: usize,
 }
 
@@ -127,7 +127,7 @@ impl Padded {
                 (c * channel + phase * h * w + y / sy * w + x / sx) as isize
             })
             .collect();
-        let input_len = cin * channel + (win.kw - 1) * dx / sx + MAX_NR;
+        let input_len = cin * channel + (win.kw - 1) * dx / sx;
         Padded { h, w, phases, rows, input_len }
     }
 
@@ -282,7 +282,10 @@ impl ConvStep {
                         ConvAlgo::Shifted { padded, .. } => {
                             Rhs::Shifted { x: scratch.add(g * cin_g * padded.channel()), rows: &padded.rows }
                         }
-                        ConvAlgo::Pointwise => Rhs::Matrix(Strided { ptr: x_g, rs: plane_out as isize, cs: 1 }),
+                        ConvAlgo::Pointwise { rows: Some(rows) } => Rhs::Shifted { x: x_g, rows },
+                        ConvAlgo::Pointwise { rows: None } => {
+                            Rhs::Matrix(Strided { ptr: x_g, rs: plane_out as isize, cs: 1 })
+                        }
                         _ => Rhs::Unfold { x: x_g, window: win },
                     };
                     let weights = match self.packed.get(g) {

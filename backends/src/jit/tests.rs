@@ -97,6 +97,7 @@ fn every_convolution_algorithm_matches() {
         ("im2col-3x3-shallow", 4, 6, 3, 1, 1, 1, true),
         ("im2col-7x7-s1-narrow-image", 3, 4, 7, 1, 3, 1, true),
         ("pointwise", 6, 4, 1, 1, 0, 1, true),
+        ("pointwise-packed", 6, 72, 1, 1, 0, 1, true),
         ("depthwise-s2", 5, 5, 3, 2, 1, 5, true),
         ("depthwise-s1", 4, 4, 3, 1, 1, 4, false),
         ("depthwise-5x5-s1", 3, 3, 5, 1, 2, 3, true),
