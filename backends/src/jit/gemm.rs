@@ -139,15 +139,36 @@ impl Epilogue {
         unsafe { self.apply_rows(c, ldc, rows, cols) }
     }
 
-    /// [`Epilogue::apply`] compiled for AVX-512 (the loops vectorize sixteen lanes wide).
+    /// [`Epilogue::apply`] with AVX-512: one pass of sixteen lanes, the row's last under a
+    /// mask (a tile's rows are only two vectors long, too short for the compiler's loops).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn apply_avx512(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
-        // SAFETY: forwarded.
-        unsafe { self.apply_rows(c, ldc, rows, cols) }
+        use std::arch::x86_64::*;
+        for i in rows {
+            // SAFETY (whole body): row `i`, columns `cols` of C and of the residual are in
+            // bounds, and `bias` holds row `i`; masked lanes are neither read nor written.
+            unsafe {
+                let at = i * ldc + cols.start;
+                let bias = _mm512_set1_ps(if self.bias.is_null() { 0.0 } else { *self.bias.add(i) });
+                for j in (0..cols.len()).step_by(16) {
+                    let left = cols.len() - j;
+                    let mask: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
+                    let p = c.add(at + j);
+                    let mut v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), bias);
+                    if !self.residual.is_null() {
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, self.residual.add(at + j)));
+                    }
+                    if self.relu {
+                        // The second operand wins when the first is NaN, as in `f32::max`.
+                        v = _mm512_max_ps(v, _mm512_setzero_ps());
+                    }
+                    _mm512_mask_storeu_ps(p, mask, v);
+                }
+            }
+        }
     }
 
-    #[inline(always)]
     unsafe fn apply_rows(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
         for i in rows {
             // SAFETY (whole body): row `i`, columns `cols` of C and of the residual are in
@@ -155,14 +176,10 @@ impl Epilogue {
             let at = i * ldc + cols.start;
             let out = unsafe { std::slice::from_raw_parts_mut(c.add(at), cols.len()) };
             let bias = if self.bias.is_null() { 0.0 } else { unsafe { *self.bias.add(i) } };
-            if self.residual.is_null() {
-                out.iter_mut().for_each(|o| *o += bias);
-            } else {
-                let residual = unsafe { std::slice::from_raw_parts(self.residual.add(at), cols.len()) };
-                out.iter_mut().zip(residual).for_each(|(o, r)| *o += bias + r);
-            }
-            if self.relu {
-                out.iter_mut().for_each(|o| *o = o.max(0.0));
+            for (j, o) in out.iter_mut().enumerate() {
+                let r = if self.residual.is_null() { 0.0 } else { unsafe { *self.residual.add(at + j) } };
+                let v = *o + bias + r;
+                *o = if self.relu { v.max(0.0) } else { v };
             }
         }
     }
@@ -811,6 +828,48 @@ pub(crate) mod tests {
                     )
                 };
                 assert_close(&c, &want, &format!("{}x{} kernel, {m}x{n}x{k}", kernel.nr, kernel.mr));
+            }
+        }
+    }
+
+    /// The epilogue's portable rows and whatever `apply` runs on this CPU give the definition,
+    /// for every combination of parts and row widths around a vector's.
+    #[test]
+    fn epilogue_matches_the_definition() {
+        let (m, ldc) = (3, 40);
+        let (c0, bias, residual) = (values(m * ldc, 13), values(m, 14), values(m * ldc, 15));
+        for (with_bias, with_residual, relu) in (0..8).map(|b| (b & 1 == 1, b & 2 == 2, b & 4 == 4)) {
+            let e = Epilogue {
+                bias: if with_bias { bias.as_ptr() } else { std::ptr::null() },
+                residual: if with_residual { residual.as_ptr() } else { std::ptr::null() },
+                relu,
+            };
+            for width in [1, 15, 16, 17, 33, 39] {
+                let cols = 1..1 + width;
+                let want: Vec<f64> = (0..m * ldc)
+                    .map(|e| {
+                        let (i, j) = (e / ldc, e % ldc);
+                        if !cols.contains(&j) {
+                            return c0[e] as f64;
+                        }
+                        let v = c0[e]
+                            + if with_bias { bias[i] } else { 0.0 }
+                            + if with_residual { residual[e] } else { 0.0 };
+                        (if relu { v.max(0.0) } else { v }) as f64
+                    })
+                    .collect();
+                for portable in [false, true] {
+                    let mut c = c0.clone();
+                    // SAFETY: C and the residual hold `m` rows of `ldc`, the bias `m` values.
+                    unsafe {
+                        if portable {
+                            e.apply_rows(c.as_mut_ptr(), ldc, 0..m, cols.clone())
+                        } else {
+                            e.apply(c.as_mut_ptr(), ldc, 0..m, cols.clone())
+                        }
+                    };
+                    assert_close(&c, &want, &format!("{e:?}, width {width}, portable {portable}"));
+                }
             }
         }
     }
