@@ -11,6 +11,7 @@
 //! read in place (`Rhs::Shifted`) is not packed at all; the kernel's shifted variant reads it.
 
 use super::exec::Ptr;
+pub(crate) use super::microkernel::Epilogue;
 use super::microkernel::{self, MicroKernel, Tile, MAX_MR, MAX_TILE};
 use super::pool::Workers;
 use super::window::Window;
@@ -113,86 +114,11 @@ pub(crate) enum Rhs<'a> {
     },
 }
 
-/// What the GEMM applies to each finished tile of C while it is still in cache:
-/// `c[i·ldc + j] = max(c + bias[i] + residual[i·ldc + j], 0)`, each part optional (a null
-/// pointer, or `relu` false). The residual has C's layout and pitch, and overlaps nothing.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Epilogue {
-    pub bias: *const f32,
-    pub residual: *const f32,
-    pub relu: bool,
-}
-
-impl Epilogue {
-    /// Applies the epilogue to rows `rows` and columns `cols` of C.
-    ///
-    /// # Safety
-    /// Those elements of C, and of the residual if any, are in bounds; `bias` holds a value
-    /// per row.
-    pub(crate) unsafe fn apply(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F was just detected; extents forwarded.
-            return unsafe { self.apply_avx512(c, ldc, rows, cols) };
-        }
-        // SAFETY: forwarded.
-        unsafe { self.apply_rows(c, ldc, rows, cols) }
-    }
-
-    /// [`Epilogue::apply`] with AVX-512: one pass of sixteen lanes, the row's last under a
-    /// mask (a tile's rows are only two vectors long, too short for the compiler's loops).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn apply_avx512(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
-        use std::arch::x86_64::*;
-        for i in rows {
-            // SAFETY (whole body): row `i`, columns `cols` of C and of the residual are in
-            // bounds, and `bias` holds row `i`; masked lanes are neither read nor written.
-            unsafe {
-                let at = i * ldc + cols.start;
-                let bias = _mm512_set1_ps(if self.bias.is_null() { 0.0 } else { *self.bias.add(i) });
-                for j in (0..cols.len()).step_by(16) {
-                    let left = cols.len() - j;
-                    let mask: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
-                    let p = c.add(at + j);
-                    let mut v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), bias);
-                    if !self.residual.is_null() {
-                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, self.residual.add(at + j)));
-                    }
-                    if self.relu {
-                        // The second operand wins when the first is NaN, as in `f32::max`.
-                        v = _mm512_max_ps(v, _mm512_setzero_ps());
-                    }
-                    _mm512_mask_storeu_ps(p, mask, v);
-                }
-            }
-        }
-    }
-
-    unsafe fn apply_rows(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
-        for i in rows {
-            // SAFETY (whole body): row `i`, columns `cols` of C and of the residual are in
-            // bounds, and `bias` holds row `i`.
-            let at = i * ldc + cols.start;
-            let out = unsafe { std::slice::from_raw_parts_mut(c.add(at), cols.len()) };
-            let bias = if self.bias.is_null() { 0.0 } else { unsafe { *self.bias.add(i) } };
-            for (j, o) in out.iter_mut().enumerate() {
-                let r = if self.residual.is_null() { 0.0 } else { unsafe { *self.residual.add(at + j) } };
-                let v = *o + bias + r;
-                *o = if self.relu { v.max(0.0) } else { v };
-            }
-        }
-    }
-}
-
 // SAFETY: the pointers are only read, from threads that each touch disjoint parts of C.
 unsafe impl Send for Strided {}
 unsafe impl Sync for Strided {}
 unsafe impl Send for Rhs<'_> {}
 unsafe impl Sync for Rhs<'_> {}
-// SAFETY: the epilogue reads its bias and residual, and writes only the caller's tile of C.
-unsafe impl Send for Epilogue {}
-unsafe impl Sync for Epilogue {}
 
 thread_local! {
     /// Each thread's packed block of B, one packed strip of A, and one unfolded row.
@@ -367,22 +293,26 @@ unsafe fn serial(
                                     (panel, std::ptr::null(), kernel.tile, kernel.narrow)
                                 }
                             };
-                            let whole = Tile { kc, a: strip.as_ptr(), b, b_rows, c: at, ldc, rows: mv, add: p0 > 0 };
+                            let epilogue = match epilogue {
+                                Some(e) if p0 + kc == k => e.at(i0, j, ldc),
+                                _ => Epilogue::NONE,
+                            };
+                            let whole =
+                                Tile { kc, a: strip.as_ptr(), b, b_rows, c: at, ldc, rows: mv, add: p0 > 0, epilogue };
                             if nv == nr {
                                 tile(&whole);
                             } else if let Some(narrow) = narrow {
                                 narrow(&whole, nv);
                             } else {
-                                tile(&Tile { c: scratch.as_mut_ptr(), ldc: nr, add: false, ..whole });
+                                let epilogue = Epilogue::NONE;
+                                tile(&Tile { c: scratch.as_mut_ptr(), ldc: nr, add: false, epilogue, ..whole });
                                 for (i, part) in scratch.chunks_exact(nr).take(mv).enumerate() {
                                     let out = std::slice::from_raw_parts_mut(at.add(i * ldc), nv);
                                     for (o, &s) in out.iter_mut().zip(part) {
                                         *o = if p0 > 0 { *o + s } else { s };
                                     }
                                 }
-                            }
-                            if let Some(e) = epilogue.filter(|_| p0 + kc == k) {
-                                e.apply(c, ldc, i0..i0 + mv, j..j + nv);
+                                whole.epilogue.apply(at, ldc, 0..mv, 0..nv);
                             }
                         }
                     }

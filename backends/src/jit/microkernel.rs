@@ -8,11 +8,13 @@
 //! also come in a shifted variant, which reads each depth step's B values in place, wherever a
 //! table puts them, instead of from a packed panel (a stride-1 convolution over a padded image).
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// One call of a micro-kernel: for rows `i < rows` and all `j < NR`,
 /// `c[i·ldc + j] (+)= Σ_{p<kc} a[p·MR + i] · B_p[j]` (added to what is there when `add`), where
-/// `B_p` is `b + p·NR` for a packed panel and `b + b_rows[p]` for a shifted kernel.
+/// `B_p` is `b + p·NR` for a packed panel and `b + b_rows[p]` for a shifted kernel, and then
+/// `epilogue` applied to those elements.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tile {
     pub kc: usize,
@@ -24,7 +26,105 @@ pub(crate) struct Tile {
     pub ldc: usize,
     pub rows: usize,
     pub add: bool,
+    /// Its origin is the tile's first element ([`Epilogue::NONE`] unless this is C's last
+    /// depth block).
+    pub epilogue: Epilogue,
 }
+
+/// What the GEMM applies to each finished tile of C while it is still in cache:
+/// `c[i·ldc + j] = max(c + bias[i] + residual[i·ldc + j], 0)`, each part optional (a null
+/// pointer, or `relu` false). The residual has C's layout and pitch, and overlaps nothing. The
+/// register kernels apply it before they store a tile; the others after.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Epilogue {
+    pub bias: *const f32,
+    pub residual: *const f32,
+    pub relu: bool,
+}
+
+impl Epilogue {
+    /// Nothing to apply.
+    pub(crate) const NONE: Epilogue = Epilogue { bias: std::ptr::null(), residual: std::ptr::null(), relu: false };
+
+    /// The same epilogue with element (`row`, `col`) of C as its origin.
+    ///
+    /// # Safety
+    /// That element is in bounds of the residual, and `row` of the bias, where they exist.
+    pub(crate) unsafe fn at(&self, row: usize, col: usize, ldc: usize) -> Epilogue {
+        // SAFETY: forwarded.
+        unsafe {
+            Epilogue {
+                bias: if self.bias.is_null() { self.bias } else { self.bias.add(row) },
+                residual: if self.residual.is_null() { self.residual } else { self.residual.add(row * ldc + col) },
+                relu: self.relu,
+            }
+        }
+    }
+
+    /// Applies the epilogue to rows `rows` and columns `cols` of C.
+    ///
+    /// # Safety
+    /// Those elements of C, and of the residual if any, are in bounds; `bias` holds a value
+    /// per row.
+    pub(crate) unsafe fn apply(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was just detected; extents forwarded.
+            return unsafe { self.apply_avx512(c, ldc, rows, cols) };
+        }
+        // SAFETY: forwarded.
+        unsafe { self.apply_rows(c, ldc, rows, cols) }
+    }
+
+    /// [`Epilogue::apply`] with AVX-512: one pass of sixteen lanes, the row's last under a
+    /// mask (a tile's rows are only two vectors long, too short for the compiler's loops).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn apply_avx512(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
+        use std::arch::x86_64::*;
+        for i in rows {
+            // SAFETY (whole body): row `i`, columns `cols` of C and of the residual are in
+            // bounds, and `bias` holds row `i`; masked lanes are neither read nor written.
+            unsafe {
+                let at = i * ldc + cols.start;
+                let bias = _mm512_set1_ps(if self.bias.is_null() { 0.0 } else { *self.bias.add(i) });
+                for j in (0..cols.len()).step_by(16) {
+                    let left = cols.len() - j;
+                    let mask: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
+                    let p = c.add(at + j);
+                    let mut v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), bias);
+                    if !self.residual.is_null() {
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, self.residual.add(at + j)));
+                    }
+                    if self.relu {
+                        // The second operand wins when the first is NaN, as in `f32::max`.
+                        v = _mm512_max_ps(v, _mm512_setzero_ps());
+                    }
+                    _mm512_mask_storeu_ps(p, mask, v);
+                }
+            }
+        }
+    }
+
+    pub(crate) unsafe fn apply_rows(&self, c: *mut f32, ldc: usize, rows: Range<usize>, cols: Range<usize>) {
+        for i in rows {
+            // SAFETY (whole body): row `i`, columns `cols` of C and of the residual are in
+            // bounds, and `bias` holds row `i`.
+            let at = i * ldc + cols.start;
+            let out = unsafe { std::slice::from_raw_parts_mut(c.add(at), cols.len()) };
+            let bias = if self.bias.is_null() { 0.0 } else { unsafe { *self.bias.add(i) } };
+            for (j, o) in out.iter_mut().enumerate() {
+                let r = if self.residual.is_null() { 0.0 } else { unsafe { *self.residual.add(at + j) } };
+                let v = *o + bias + r;
+                *o = if self.relu { v.max(0.0) } else { v };
+            }
+        }
+    }
+}
+
+// SAFETY: the epilogue reads its bias and residual, and writes only the caller's tile of C.
+unsafe impl Send for Epilogue {}
+unsafe impl Sync for Epilogue {}
 
 /// A micro-kernel.
 ///
@@ -110,7 +210,7 @@ pub(crate) fn portable() -> MicroKernel {
 
 /// # Safety
 /// As [`TileFn`], with MR = 4 and NR = 8.
-unsafe fn tile_portable(&Tile { kc, a, b, c, ldc, rows, add, .. }: &Tile) {
+unsafe fn tile_portable(&Tile { kc, a, b, c, ldc, rows, add, epilogue, .. }: &Tile) {
     const MR: usize = 4;
     const NR: usize = 8;
     // SAFETY: extents as documented.
@@ -132,6 +232,8 @@ unsafe fn tile_portable(&Tile { kc, a, b, c, ldc, rows, add, .. }: &Tile) {
             *o = if add { *o + s } else { s };
         }
     }
+    // SAFETY: the tile's elements, as above.
+    unsafe { epilogue.apply(c, ldc, 0..rows, 0..NR) };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -143,12 +245,12 @@ mod x86 {
     /// over B rows in place when `SHIFTED`.
     macro_rules! register_tile {
         ($name:ident, $features:literal, $mr:literal, $vecs:literal, $lanes:literal, $pitch:literal,
-         $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident, $add:ident) => {
+         $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident, $add:ident, $max:ident) => {
             /// # Safety
             /// The CPU has the enabled features; extents as in [`super::TileFn`].
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $name<const SHIFTED: bool>(
-                &super::Tile { kc, a, b, b_rows, c, ldc, rows, add }: &super::Tile,
+                &super::Tile { kc, a, b, b_rows, c, ldc, rows, add, epilogue }: &super::Tile,
             ) {
                 let mut acc = [[$zero(); $vecs]; $mr];
                 // SAFETY (whole body): depth step `p` reads a[p·MR..][..MR] and NR values of B_p,
@@ -168,12 +270,24 @@ mod x86 {
                             }
                         }
                     }
+                    let super::Epilogue { bias, residual, relu } = epilogue;
                     for (i, row) in acc.iter().enumerate() {
                         if i < rows {
                             let out = c.add(i * ldc);
                             for (v, &s) in row.iter().enumerate() {
                                 let at = out.add(v * $lanes);
-                                $store(at, if add { $add(s, $load(at)) } else { s });
+                                let mut s = if add { $add(s, $load(at)) } else { s };
+                                if !bias.is_null() {
+                                    s = $add(s, $splat(*bias.add(i)));
+                                }
+                                if !residual.is_null() {
+                                    s = $add(s, $load(residual.add(i * ldc + v * $lanes)));
+                                }
+                                if relu {
+                                    // As in `f32::max`, 0 wins over NaN (the second operand).
+                                    s = $max(s, $zero());
+                                }
+                                $store(at, s);
                             }
                         }
                     }
@@ -197,7 +311,8 @@ mod x86 {
                 _mm512_storeu_ps,
                 _mm512_set1_ps,
                 _mm512_fmadd_ps,
-                _mm512_add_ps
+                _mm512_add_ps,
+                _mm512_max_ps
             );
         };
     }
@@ -217,7 +332,8 @@ mod x86 {
         _mm256_storeu_ps,
         _mm256_set1_ps,
         _mm256_fmadd_ps,
-        _mm256_add_ps
+        _mm256_add_ps,
+        _mm256_max_ps
     );
 
     /// The AVX-512 kernel's narrow variant: the first sixteen columns as a half-width tile, the
@@ -253,7 +369,10 @@ mod x86 {
         };
         if cols > done {
             // SAFETY: columns `done..cols` are in the panel and in C.
-            let rest = unsafe { super::Tile { b: tile.b.add(done), c: tile.c.add(done), ..*tile } };
+            let rest = unsafe {
+                let epilogue = tile.epilogue.at(0, done, tile.ldc);
+                super::Tile { b: tile.b.add(done), c: tile.c.add(done), epilogue, ..*tile }
+            };
             unsafe { NARROW[cols - done - 1](&rest) }
         }
     }
@@ -266,7 +385,7 @@ mod x86 {
     /// # Safety
     /// As [`super::TileFn`] for columns `..NV`, on a CPU with AVX-512F and VL.
     #[target_feature(enable = "avx512f,avx512vl")]
-    unsafe fn columns<const NV: usize>(&super::Tile { kc, a, b, c, ldc, rows, add, .. }: &super::Tile) {
+    unsafe fn columns<const NV: usize>(&super::Tile { kc, a, b, c, ldc, rows, add, epilogue, .. }: &super::Tile) {
         const MR: usize = 8;
         const PITCH: usize = 32;
         let mut even = [_mm256_setzero_ps(); NV];
@@ -307,6 +426,7 @@ mod x86 {
                     *at = if add { *at + v } else { v };
                 }
             }
+            epilogue.apply(c, ldc, 0..rows, 0..NV);
         }
     }
 }
