@@ -83,6 +83,9 @@ impl Isa {
 /// The most outputs a kernel computes together (the padded rows leave room for a last block).
 const LANES: usize = 16;
 
+/// Output rows computed side by side.
+const ROWS: usize = 4;
+
 thread_local! {
     /// Each worker's padded plane, grown once and reused across runs.
     static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -135,25 +138,13 @@ impl Window {
                 scratch.resize(rows * pitch, fill);
             }
             let padded = &mut scratch[..rows * pitch];
-            // Each element is written once: input where the plane has it, padding elsewhere.
-            let left = self.pad[1].min(pitch);
-            let cols = self.w.min(pitch - left);
-            for (r, line) in padded.chunks_exact_mut(pitch).enumerate() {
-                match r.checked_sub(self.pad[0]).filter(|&iy| iy < self.h) {
-                    Some(iy) => {
-                        line[..left].fill(fill);
-                        line[left..left + cols].copy_from_slice(&src[iy * self.w..iy * self.w + cols]);
-                        line[left + cols..].fill(fill);
-                    }
-                    None => line.fill(fill),
-                }
-            }
             #[cfg(target_arch = "x86_64")]
             {
-                macro_rules! by_stride {
+                macro_rules! on {
                     ($module:ident) => {
                         // SAFETY: `Isa` admits only instruction sets this CPU has.
                         return unsafe {
+                            $module::pad(self, src, padded, pitch, fill);
                             match self.stride[1] {
                                 1 => $module::plane::<1>(self, reduce, padded, pitch, dst),
                                 2 => $module::plane::<2>(self, reduce, padded, pitch, dst),
@@ -163,13 +154,31 @@ impl Window {
                     };
                 }
                 match isa {
-                    Isa::Avx512 => by_stride!(avx512),
-                    Isa::Avx2 => by_stride!(avx2),
+                    Isa::Avx512 => on!(avx512),
+                    Isa::Avx2 => on!(avx2),
                     Isa::Portable => {}
                 }
             }
+            self.pad_portable(src, padded, pitch, fill);
             self.plane_portable(reduce, padded, pitch, dst)
         })
+    }
+
+    /// Copies the plane into `padded` (rows of `pitch`) with `fill` around it: each element is
+    /// written once, the input where the plane has it, padding elsewhere.
+    fn pad_portable(&self, src: &[f32], padded: &mut [f32], pitch: usize, fill: f32) {
+        let left = self.pad[1].min(pitch);
+        let cols = self.w.min(pitch - left);
+        for (r, line) in padded.chunks_exact_mut(pitch).enumerate() {
+            match r.checked_sub(self.pad[0]).filter(|&iy| iy < self.h) {
+                Some(iy) => {
+                    line[..left].fill(fill);
+                    line[left..left + cols].copy_from_slice(&src[iy * self.w..iy * self.w + cols]);
+                    line[left + cols..].fill(fill);
+                }
+                None => line.fill(fill),
+            }
+        }
     }
 
     fn plane_portable(&self, reduce: Reduce, padded: &[f32], pitch: usize, dst: &mut [f32]) {
@@ -201,12 +210,45 @@ impl Window {
 #[cfg(target_arch = "x86_64")]
 macro_rules! window_kernel {
     ($module:ident, $features:literal, $lanes:literal, $vec:ty, $load:ident, $store:ident, $set1:ident,
-     $fma:ident, $max:ident, $add:ident, $load2:ident, $gather:ident) => {
+     $fma:ident, $max:ident, $add:ident, $load2:ident, $gather:ident, $load_within:ident, $store_first:ident) => {
         mod $module {
-            use super::{Reduce, Window};
+            use super::{Reduce, Window, ROWS};
             use std::arch::x86_64::*;
 
             const LANES: usize = $lanes;
+
+            /// [`Window::pad_portable`] a vector at a time (a small plane's rows are too short
+            /// for calls to `memcpy` to pay).
+            ///
+            /// # Safety
+            /// The CPU has the enabled features.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn pad(win: &Window, src: &[f32], padded: &mut [f32], pitch: usize, fill: f32) {
+                let fill = $set1(fill);
+                let w = win.w as isize;
+                for (r, line) in padded.chunks_exact_mut(pitch).enumerate() {
+                    let row = r
+                        .checked_sub(win.pad[0])
+                        .filter(|&iy| iy < win.h)
+                        .map(|iy| src[iy * win.w..][..win.w].as_ptr());
+                    for j in (0..pitch).step_by(LANES) {
+                        // Lane `l` takes column `from + l` of the row, where there is one.
+                        let from = j as isize - win.pad[1] as isize;
+                        // SAFETY: only the row's columns [0, w) are read, and line[j..pitch] written.
+                        unsafe {
+                            let v = match row {
+                                Some(row) => super::$load_within(row.wrapping_offset(from), -from, w - from, fill),
+                                None => fill,
+                            };
+                            let at = line.as_mut_ptr().add(j);
+                            match pitch - j {
+                                n if n >= LANES => $store(at, v),
+                                n => super::$store_first(at, n, v),
+                            }
+                        }
+                    }
+                }
+            }
 
             /// # Safety
             /// The CPU has the enabled features.
@@ -236,10 +278,34 @@ macro_rules! window_kernel {
                 pitch: usize,
                 dst: &mut [f32],
                 init: $vec,
+                tap: impl Fn($vec, $vec, usize) -> $vec + Copy,
+            ) {
+                let mut rows = dst.chunks_exact_mut(ROWS * win.ow);
+                for (group, out) in (&mut rows).enumerate() {
+                    rows_at::<SX, ROWS>(win, padded, pitch, group * ROWS, out, init, tap);
+                }
+                let done = win.oh / ROWS * ROWS;
+                for (oy, out) in rows.into_remainder().chunks_exact_mut(win.ow).enumerate() {
+                    rows_at::<SX, 1>(win, padded, pitch, done + oy, out, init, tap);
+                }
+            }
+
+            /// Output rows `oy..oy + R` into `out`, their vectors computed side by side: each is
+            /// a chain of dependent taps, and independent chains keep the vector units busy.
+            #[target_feature(enable = $features)]
+            fn rows_at<const SX: usize, const R: usize>(
+                win: &Window,
+                padded: &[f32],
+                pitch: usize,
+                oy: usize,
+                out: &mut [f32],
+                init: $vec,
                 tap: impl Fn($vec, $vec, usize) -> $vec,
             ) {
                 let [sy, sx] = win.stride;
                 let [dy, dx] = win.dilation;
+                let ow = win.ow;
+                debug_assert_eq!(out.len(), R * ow);
                 // Reads padded[at + i·sx] for i < LANES; `padded_extent` keeps the last one in bounds.
                 let load = |at: usize| -> $vec {
                     debug_assert!(at + (LANES - 1) * sx < padded.len());
@@ -253,25 +319,24 @@ macro_rules! window_kernel {
                         }
                     }
                 };
-                let ow = win.ow;
-                for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
-                    for ox in (0..ow).step_by(LANES) {
-                        let mut acc = init;
-                        for ki in 0..win.kh {
-                            let row = (oy * sy + ki * dy) * pitch + ox * sx;
-                            for kj in 0..win.kw {
-                                acc = tap(acc, load(row + kj * dx), ki * win.kw + kj);
+                for ox in (0..ow).step_by(LANES) {
+                    let mut acc = [init; R];
+                    for ki in 0..win.kh {
+                        let row = (oy * sy + ki * dy) * pitch + ox * sx;
+                        for kj in 0..win.kw {
+                            for (r, acc) in acc.iter_mut().enumerate() {
+                                *acc = tap(*acc, load(row + r * sy * pitch + kj * dx), ki * win.kw + kj);
                             }
                         }
-                        let n = LANES.min(ow - ox);
-                        if n == LANES {
-                            // SAFETY: out[ox..ox + LANES] is in bounds.
-                            unsafe { $store(out.as_mut_ptr().add(ox), acc) };
-                        } else {
-                            let mut tail = [0.0f32; LANES];
-                            // SAFETY: `tail` holds LANES values.
-                            unsafe { $store(tail.as_mut_ptr(), acc) };
-                            out[ox..].copy_from_slice(&tail[..n]);
+                    }
+                    for (r, acc) in acc.into_iter().enumerate() {
+                        // SAFETY: out[r·ow + ox..][..n] is in bounds.
+                        unsafe {
+                            let at = out.as_mut_ptr().add(r * ow + ox);
+                            match ow - ox {
+                                n if n >= LANES => $store(at, acc),
+                                n => super::$store_first(at, n, acc),
+                            }
                         }
                     }
                 }
@@ -296,7 +361,9 @@ window_kernel!(
     _mm256_max_ps,
     _mm256_add_ps,
     even_avx2,
-    gather_avx2
+    gather_avx2,
+    within_avx2,
+    store_first_avx2
 );
 
 #[cfg(target_arch = "x86_64")]
@@ -312,8 +379,61 @@ window_kernel!(
     _mm512_max_ps,
     _mm512_add_ps,
     even_avx512,
-    gather_avx512
+    gather_avx512,
+    within_avx512,
+    store_first_avx512
 );
+
+/// Lanes `l` of `p[l]` with `lo ≤ l < hi`, `fill` in the others (whose elements are not read).
+///
+/// # Safety
+/// AVX2; those elements are readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn within_avx2(p: *const f32, lo: isize, hi: isize, fill: __m256) -> __m256 {
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let clamp = |v: isize| _mm256_set1_epi32(v.clamp(-1, 8) as i32);
+    let mask = _mm256_andnot_si256(_mm256_cmpgt_epi32(clamp(lo), lanes), _mm256_cmpgt_epi32(clamp(hi), lanes));
+    // SAFETY: forwarded; masked-off elements are not accessed.
+    let x = unsafe { _mm256_maskload_ps(p, mask) };
+    _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(mask))
+}
+
+/// Stores the first `n < 8` lanes of `v` at `p`.
+///
+/// # Safety
+/// AVX2; `p[..n]` is writable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn store_first_avx2(p: *mut f32, n: usize, v: __m256) {
+    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    // SAFETY: forwarded.
+    unsafe { _mm256_maskstore_ps(p, mask, v) }
+}
+
+/// Lanes `l` of `p[l]` with `lo ≤ l < hi`, `fill` in the others (whose elements are not read).
+///
+/// # Safety
+/// AVX-512F; those elements are readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn within_avx512(p: *const f32, lo: isize, hi: isize, fill: __m512) -> __m512 {
+    let (lo, hi) = (lo.clamp(0, 16) as u32, hi.clamp(0, 16) as u32);
+    let mask = if hi <= lo { 0 } else { ((1u32 << (hi - lo)) - 1) << lo };
+    // SAFETY: forwarded; AVX-512 does not access masked-off elements.
+    unsafe { _mm512_mask_loadu_ps(fill, mask as __mmask16, p) }
+}
+
+/// Stores the first `n < 16` lanes of `v` at `p`.
+///
+/// # Safety
+/// AVX-512F; `p[..n]` is writable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_first_avx512(p: *mut f32, n: usize, v: __m512) {
+    // SAFETY: forwarded.
+    unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v) }
+}
 
 /// `p[0], p[2], …, p[14]`: x0 x2 x8 x10 | x4 x6 x12 x14, then the 64-bit pairs put in order.
 ///
