@@ -1,9 +1,9 @@
 //! Sliding windows over one NCHW plane: depthwise convolution (a weighted sum per window), max
 //! pooling and sum pooling. The plane is first copied into a padded scratch (zeros, or −∞ for
-//! max) so the loop over outputs has no bounds tests; outputs are then computed a vector at a
-//! time (sixteen with AVX-512, eight with AVX2/FMA, chosen at run time), with every tap of the
-//! window summed in registers and one store per vector. The loop is specialized for column
-//! strides 1 and 2, and also compiled portably.
+//! max), a vector at a time, so the loop over outputs has no bounds tests; outputs are then
+//! computed a vector at a time (sixteen with AVX-512, eight with AVX2/FMA, chosen at run time),
+//! four output rows side by side, with every tap of the window summed in registers and one store
+//! per vector. The loop is specialized for column strides 1 and 2, and also compiled portably.
 
 use kiln_ir::op::Geometry;
 use std::cell::RefCell;
