@@ -11,6 +11,7 @@
 use super::exec::Ptr;
 use super::gemm::{gemm, sample_row, Epilogue, Lhs, PackedLhs, Rhs, Strided};
 use super::lower::Vid;
+use super::microkernel::MAX_NR;
 use super::pool::Workers;
 use super::window::{Reduce, Window};
 
@@ -105,8 +106,11 @@ pub(crate) struct Padded {
     phases: Vec<[usize; 2]>,
     /// Each im2col row's start within one group's planes.
     rows: Vec<isize>,
-    /// Elements of the input, slack included: the wasted columns of the last output row read
-    /// past the last plane.
+    /// Columns of the product: the outputs at the phase width, and where those are cropped
+    /// anyway, rounded up to whole tiles (so no panel is narrow).
+    columns: usize,
+    /// Elements of the input, slack included: the wasted columns of the last output row, and
+    /// the rounding, read past the last plane.
     input_len: usize,
 }
 
@@ -127,8 +131,9 @@ impl Padded {
                 (c * channel + phase * h * w + y / sy * w + x / sx) as isize
             })
             .collect();
-        let input_len = cin * channel + (win.kw - 1) * dx / sx;
-        Padded { h, w, phases, rows, input_len }
+        let columns = if w == win.ow { win.oh * w } else { (win.oh * w).next_multiple_of(MAX_NR) };
+        let input_len = cin * channel + (win.kw - 1) * dx / sx + columns - win.oh * w;
+        Padded { h, w, phases, rows, columns, input_len }
     }
 
     /// Whether this layout suits `win` over `cin_g` channels a group. It saves unfolding one
@@ -155,7 +160,7 @@ impl Padded {
 
     /// Scratch elements a run needs: the padded input, then the padded output if any.
     pub(crate) fn scratch_len(&self, win: &Window, cout: usize) -> usize {
-        self.input_len + if self.wasted_columns(win) { cout * win.oh * self.w } else { 0 }
+        self.input_len + if self.wasted_columns(win) { cout * self.columns } else { 0 }
     }
 
     /// Copies the `cin` planes at `x` into their phase planes at `dst`, and zeros the slack.
@@ -190,14 +195,17 @@ impl Padded {
     /// applies the epilogue (its rows are `y`'s channels) to each plane.
     ///
     /// # Safety
-    /// `src` holds `cout` planes of `oh` rows of `w`; `y` `cout` planes of the window's output;
-    /// the epilogue as [`Epilogue::apply`] for those planes.
+    /// `src` holds `cout` planes of `oh` rows of `w`, `columns` apart; `y` `cout` planes of the
+    /// window's output; the epilogue as [`Epilogue::apply`] for those planes.
     unsafe fn crop(&self, workers: &Workers, win: &Window, cout: usize, src: Ptr, y: Ptr, epilogue: Option<&Epilogue>) {
         let (from, to) = (win.oh * self.w, win.oh * win.ow);
         workers.for_each(cout, from, |c| {
             // SAFETY: plane `c` of both outputs is in bounds.
             let (src, out) = unsafe {
-                (std::slice::from_raw_parts(src.add(c * from), from), std::slice::from_raw_parts_mut(y.add(c * to), to))
+                (
+                    std::slice::from_raw_parts(src.add(c * self.columns), from),
+                    std::slice::from_raw_parts_mut(y.add(c * to), to),
+                )
             };
             for (line, row) in out.chunks_exact_mut(win.ow).zip(src.chunks_exact(self.w)) {
                 line.copy_from_slice(&row[..win.ow]);
@@ -271,8 +279,7 @@ impl ConvStep {
                 let (out, ldc) = match &self.algo {
                     ConvAlgo::Shifted { padded: pad, .. } => {
                         pad.fill(workers, win, self.cin, x_img, scratch);
-                        let ldc = win.oh * pad.w;
-                        (if pad.wasted_columns(win) { scratch.add(pad.input_len) } else { y_img.raw() }, ldc)
+                        (if pad.wasted_columns(win) { scratch.add(pad.input_len) } else { y_img.raw() }, pad.columns)
                     }
                     _ => (y_img.raw(), plane_out),
                 };
