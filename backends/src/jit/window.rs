@@ -1,6 +1,8 @@
 //! Sliding windows over one NCHW plane: depthwise convolution (a weighted sum per window), max
-//! pooling and sum pooling. The plane is first copied into a padded scratch (zeros, or −∞ for
-//! max), a vector at a time, so the loop over outputs has no bounds tests; outputs are then
+//! pooling and sum pooling. Where no window reaches past the plane, its rows are read in place;
+//! otherwise the plane is first copied into a padded scratch (zeros, or −∞ for max), a vector at
+//! a time, so the loop over outputs has no bounds tests (the last few rows of an unpadded plane
+//! go that way too, where a vector load would run past its end). Outputs are then
 //! computed a vector at a time (sixteen with AVX-512, eight with AVX2/FMA, chosen at run time),
 //! four output rows side by side, with every tap of the window summed in registers and one store
 //! per vector. The loop is specialized for column strides 1 and 2, and also compiled portably.
@@ -130,6 +132,42 @@ impl Window {
         if dst.is_empty() {
             return;
         }
+        let in_place = self.rows_in_place();
+        let (top, rest) = dst.split_at_mut(in_place * self.ow);
+        if in_place > 0 {
+            Window { oh: in_place, ..*self }.rows_on(isa, reduce, src, self.w, top);
+        }
+        if !rest.is_empty() {
+            // The rows below read the plane from the first input row they reach (no padding
+            // above them: either the plane has none, or no row was read in place).
+            let skip = in_place * self.stride[0];
+            let below = Window { h: self.h - skip, oh: self.oh - in_place, ..*self };
+            below.padded_on(isa, reduce, &src[skip * self.w..], rest);
+        }
+    }
+
+    /// How many output rows, from the first, read their windows straight from the plane: none
+    /// when any window reaches past the plane's edge (padding, or a ceil-mode output), else the
+    /// rows whose every vector load stays inside the plane (a row's blocks read up to the
+    /// padded pitch past the row's start).
+    fn rows_in_place(&self) -> usize {
+        let ([sy, sx], [dy, dx]) = (self.stride, self.dilation);
+        let inside = self.pad == [0, 0]
+            && (self.oh - 1) * sy + (self.kh - 1) * dy < self.h
+            && (self.ow - 1) * sx + (self.kw - 1) * dx < self.w;
+        let (_, reach) = self.padded_extent();
+        match (self.h * self.w).checked_sub(reach) {
+            // The last input row a window may start its loads on, then the output rows whose
+            // windows end on or above it.
+            Some(room) if inside => {
+                (room / self.w).checked_sub((self.kh - 1) * dy).map_or(0, |last| (last / sy + 1).min(self.oh))
+            }
+            _ => 0,
+        }
+    }
+
+    /// The window over a copy of the plane with its padding around it.
+    fn padded_on(&self, isa: Isa, reduce: Reduce, src: &[f32], dst: &mut [f32]) {
         PADDED.with(|padded| {
             let mut scratch = padded.borrow_mut();
             let (rows, pitch) = self.padded_extent();
@@ -140,28 +178,43 @@ impl Window {
             let padded = &mut scratch[..rows * pitch];
             #[cfg(target_arch = "x86_64")]
             {
-                macro_rules! on {
-                    ($module:ident) => {
-                        // SAFETY: `Isa` admits only instruction sets this CPU has.
-                        return unsafe {
-                            $module::pad(self, src, padded, pitch, fill);
-                            match self.stride[1] {
-                                1 => $module::plane::<1>(self, reduce, padded, pitch, dst),
-                                2 => $module::plane::<2>(self, reduce, padded, pitch, dst),
-                                _ => $module::plane::<0>(self, reduce, padded, pitch, dst),
-                            }
-                        }
-                    };
-                }
+                // SAFETY: `Isa` admits only instruction sets this CPU has.
                 match isa {
-                    Isa::Avx512 => on!(avx512),
-                    Isa::Avx2 => on!(avx2),
-                    Isa::Portable => {}
+                    Isa::Avx512 => unsafe { avx512::pad(self, src, padded, pitch, fill) },
+                    Isa::Avx2 => unsafe { avx2::pad(self, src, padded, pitch, fill) },
+                    Isa::Portable => self.pad_portable(src, padded, pitch, fill),
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
             self.pad_portable(src, padded, pitch, fill);
-            self.plane_portable(reduce, padded, pitch, dst)
+            self.rows_on(isa, reduce, padded, pitch, dst)
         })
+    }
+
+    /// Every output row from `plane`, which holds the window's rows at `pitch` with room for
+    /// every load (the padded copy, or the plane itself for [`Window::rows_in_place`]).
+    fn rows_on(&self, isa: Isa, reduce: Reduce, plane: &[f32], pitch: usize, dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            macro_rules! on {
+                ($module:ident) => {
+                    // SAFETY: `Isa` admits only instruction sets this CPU has.
+                    return unsafe {
+                        match self.stride[1] {
+                            1 => $module::plane::<1>(self, reduce, plane, pitch, dst),
+                            2 => $module::plane::<2>(self, reduce, plane, pitch, dst),
+                            _ => $module::plane::<0>(self, reduce, plane, pitch, dst),
+                        }
+                    }
+                };
+            }
+            match isa {
+                Isa::Avx512 => on!(avx512),
+                Isa::Avx2 => on!(avx2),
+                Isa::Portable => {}
+            }
+        }
+        self.plane_portable(reduce, plane, pitch, dst)
     }
 
     /// Copies the plane into `padded` (rows of `pitch`) with `fill` around it: each element is
@@ -308,7 +361,7 @@ macro_rules! window_kernel {
                 debug_assert_eq!(out.len(), R * ow);
                 // Reads padded[at + i·sx] for i < LANES; `padded_extent` keeps the last one in bounds.
                 let load = |at: usize| -> $vec {
-                    debug_assert!(at + (LANES - 1) * sx < padded.len());
+                    debug_assert!(at + if SX == 2 { 2 * LANES - 1 } else { (LANES - 1) * sx } < padded.len());
                     // SAFETY: every block's reads lie within its padded rows (see `padded_extent`).
                     unsafe {
                         let p = padded.as_ptr().add(at);
@@ -534,12 +587,22 @@ mod tests {
             (6, 40, 3, 1, 1, 1, 0),
             (5, 70, 3, 2, 1, 1, 0),
             (4, 60, 3, 3, 0, 1, 0),
+            // No padding: the leading rows read in place, the last ones through the copy.
+            (23, 23, 3, 2, 0, 1, 0),
+            (40, 37, 3, 1, 0, 1, 0),
+            (29, 30, 3, 2, 0, 2, 0),
         ];
         for (h, w, k, s, p, d, extra) in cases {
             let span = (k - 1) * d + 1;
             let out = |n: usize| (n + 2 * p - span) / s + 1 + extra;
             let win =
                 Window { h, w, oh: out(h), ow: out(w), kh: k, kw: k, stride: [s, s], pad: [p, p], dilation: [d, d] };
+            let in_place = win.rows_in_place();
+            let unpadded = p == 0 && extra == 0;
+            assert!(in_place == 0 || unpadded, "{win:?}: a padded window reads {in_place} rows in place");
+            if unpadded && h >= 20 {
+                assert!(in_place > 0 && in_place < win.oh, "{win:?}: {in_place} rows in place, the rest copied");
+            }
             let src: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
             let weights: Vec<f32> = (0..k * k).map(|i| 0.25 * i as f32 - 1.0).collect();
             for (isa, reduce) in Isa::available().into_iter().flat_map(|isa| {
