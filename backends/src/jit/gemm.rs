@@ -27,6 +27,11 @@ const KC_IN_PLACE: usize = 768;
 const NB: usize = 512;
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_MACS: usize = 1 << 18;
+/// What streaming one strip of A costs a thread, in tile columns of one strip counted 2 each
+/// (see `gemm_with`). Measured on ResNet-50, Inception-v2 and SqueezeNet at 2 threads: 16 to
+/// 64 gave the same times; 0 left ResNet-50's 3×3 layers over 7×7 a third slower, and 256 made
+/// Inception-v2's pointwise layers pack all of B twice.
+const STRIP_READ: usize = 32;
 
 /// A strided matrix: element `(i, j)` is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -173,13 +178,18 @@ pub(crate) unsafe fn gemm_with(
     if let Rhs::Shifted { rows, .. } = b {
         assert!(kernel.shifted.is_some() && rows.len() == k, "a shifted kernel and one offset per row of B");
     }
-    // Threads split C's columns unless a split of its rows balances the work clearly better (a
-    // 14×14 image is seven 32-wide panels: four against three). A thread's work is its tiles
-    // plus packing its panels of B, about half a strip of tiles each; split rows would each
-    // pack all of B. Blocks start at tile boundaries.
-    let (strips, panels, threads) = (m.div_ceil(kernel.mr), n.div_ceil(kernel.nr), workers.threads());
-    let work = |strips: usize, panels: usize| panels * (2 * strips + 1);
-    let split_cols = 10 * work(strips, panels.div_ceil(threads)) <= 11 * work(strips.div_ceil(threads), panels);
+    // Threads split C's columns unless a split of its rows balances the work clearly better.
+    // Blocks start at tile boundaries, so split columns go in whole panels: a 7×7 image's 49
+    // columns split 32 against 17, and a 14×14 image's seven panels four against three. A
+    // thread's work, in tile columns of one strip (2 each): its tiles; packing its columns of B
+    // (1 each, none when B is read in place; split rows would each pack all of B); and
+    // streaming its strips of A (`STRIP_READ` each: split columns would each read all of A,
+    // which on a deep layer over a small image is most of the traffic).
+    let (strips, threads) = (m.div_ceil(kernel.mr), workers.threads());
+    let packs = usize::from(!matches!(b, Rhs::Shifted { .. }));
+    let work = |strips: usize, cols: usize| cols * (2 * strips + packs) + STRIP_READ * strips;
+    let widest = n.div_ceil(threads).next_multiple_of(kernel.nr).min(n);
+    let split_cols = 10 * work(strips, widest) <= 11 * work(strips.div_ceil(threads), n);
     let (long, align) = if split_cols { (n, kernel.nr) } else { (m, kernel.mr) };
     let parts = if m * n * k >= PARALLEL_MACS { workers.threads().min(long.div_ceil(align)) } else { 1 };
     let block = long.div_ceil(parts).next_multiple_of(align);
