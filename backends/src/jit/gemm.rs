@@ -349,7 +349,21 @@ unsafe fn pack_a(a: Strided, alpha: f32, rows: Range<usize>, depth: Range<usize>
         *start = unsafe { a.ptr.offset(i as isize * a.rs + depth.start as isize * a.cs) };
     }
     let starts = &starts[..rows.len()];
-    for (p, out) in dst[..depth.len() * mr].chunks_exact_mut(mr).enumerate() {
+    // A whole strip of rows that are contiguous along the depth (a row-major A) goes eight
+    // depth steps at a time, by a transpose in registers. Element by element, packing took 11%
+    // of a 512³ product whose A is a run-time input.
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if mr == 8 && starts.len() == 8 && a.cs == 1 && std::arch::is_x86_feature_detected!("avx") {
+        done = depth.len() / 8 * 8;
+        for p in (0..done).step_by(8) {
+            let rows: [*const f32; 8] = std::array::from_fn(|i| starts[i].wrapping_add(p));
+            // SAFETY: AVX was just detected; each row holds the depth steps `p..p + 8`, and
+            // `dst` the strip's `depth.len()·8` values.
+            unsafe { avx::transpose8(rows, alpha, dst[p * 8..][..64].as_mut_ptr()) };
+        }
+    }
+    for (p, out) in dst[..depth.len() * mr].chunks_exact_mut(mr).enumerate().skip(done) {
         let at = p as isize * a.cs;
         for (o, &row) in out.iter_mut().zip(starts) {
             // SAFETY: as above.
@@ -512,6 +526,43 @@ fn zero_short(dst: &mut [f32]) {
         return unsafe { avx512::copy(dst.as_mut_ptr(), None, dst.len()) };
     }
     dst.fill(0.0);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+
+    /// `dst[8·k + i] = alpha · rows[i][k]` for `i, k < 8`: eight depth steps of eight rows of A,
+    /// packed as the micro-kernel reads them (the usual 8×8 transpose: pairs interleaved, then
+    /// quadruples, then the 128-bit halves swapped).
+    ///
+    /// # Safety
+    /// The CPU has AVX; each row holds eight values and `dst` sixty-four.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn transpose8(rows: [*const f32; 8], alpha: f32, dst: *mut f32) {
+        let scale = _mm256_set1_ps(alpha);
+        // SAFETY: each row holds eight values.
+        let r = rows.map(|row| _mm256_mul_ps(unsafe { _mm256_loadu_ps(row) }, scale));
+        let pairs = |a: usize| [_mm256_unpacklo_ps(r[a], r[a + 1]), _mm256_unpackhi_ps(r[a], r[a + 1])];
+        let (t01, t23, t45, t67) = (pairs(0), pairs(2), pairs(4), pairs(6));
+        // Rows 0–3 (then 4–7) of depth steps k and k + 4, for k = 0, 1, 2, 3.
+        let quads = |lo: [__m256; 2], hi: [__m256; 2]| {
+            [
+                _mm256_shuffle_ps::<0x44>(lo[0], hi[0]),
+                _mm256_shuffle_ps::<0xEE>(lo[0], hi[0]),
+                _mm256_shuffle_ps::<0x44>(lo[1], hi[1]),
+                _mm256_shuffle_ps::<0xEE>(lo[1], hi[1]),
+            ]
+        };
+        let (top, bottom) = (quads(t01, t23), quads(t45, t67));
+        for k in 0..4 {
+            // SAFETY: `dst` holds sixty-four values.
+            unsafe {
+                _mm256_storeu_ps(dst.add(8 * k), _mm256_permute2f128_ps::<0x20>(top[k], bottom[k]));
+                _mm256_storeu_ps(dst.add(8 * (k + 4)), _mm256_permute2f128_ps::<0x31>(top[k], bottom[k]));
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
