@@ -157,10 +157,43 @@ impl CompiledModel {
         }
     }
 
+    /// Runs on inputs given by name, in any order (each graph input exactly once); returns each
+    /// output with its name, in output order.
+    ///
+    /// ```no_run
+    /// # let model = kiln::Compiler::new().compile_file("models/demo/digits.onnx")?;
+    /// let images = kiln_ir::Tensor::from_vec(&[1, 1, 8, 8], vec![0.0f32; 64])?;
+    /// for (name, value) in model.run_named([("images", images)])? {
+    ///     println!("{name}: {:?}", value.shape());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_named<'a>(
+        &self,
+        inputs: impl IntoIterator<Item = (&'a str, Tensor)>,
+    ) -> Result<Vec<(String, Tensor)>, KilnError> {
+        let mut slots: Vec<Option<Tensor>> = vec![None; self.input_names.len()];
+        for (name, tensor) in inputs {
+            let Some(i) = self.input_names.iter().position(|n| n == name) else {
+                return Err(KilnError::UnknownInput { name: name.to_string(), valid: self.input_names.clone() });
+            };
+            if slots[i].replace(tensor).is_some() {
+                return Err(KilnError::DuplicateInput { name: name.to_string() });
+            }
+        }
+        let given: Option<Vec<Tensor>> = slots.into_iter().collect();
+        let Some(given) = given else {
+            return Err(KilnError::InputsNotGiven { expected: self.input_names.clone() });
+        };
+        Ok(self.output_names.iter().cloned().zip(self.run(&given)?).collect())
+    }
+
+    /// The graph inputs' names, in the order [`Self::run`] takes them.
     pub fn input_names(&self) -> &[String] {
         &self.input_names
     }
 
+    /// The graph outputs' names, in the order [`Self::run`] returns them.
     pub fn output_names(&self) -> &[String] {
         &self.output_names
     }
@@ -216,6 +249,19 @@ mod tests {
         assert!(model.plan().is_none());
         let out = model.run(&[Tensor::zeros(DType::F32, &[3, 4]).unwrap()]).unwrap();
         assert_eq!(out[0].shape(), &[3, 4]);
+    }
+
+    #[test]
+    fn inputs_by_name_are_checked() {
+        let model = Compiler::new().threads(1).compile_model(relu(Dim::from("n"))).unwrap();
+        let x = || Tensor::from_vec(&[1, 4], vec![-1.0f32, 2.0, -3.0, 4.0]).unwrap();
+        let out = model.run_named([("x", x())]).unwrap();
+        assert_eq!(out[0].0, "y");
+        assert_eq!(out[0].1.to_vec::<f32>(), [0.0, 2.0, 0.0, 4.0]);
+        let err = |r: Result<Vec<(String, Tensor)>, KilnError>| r.err().unwrap().to_string();
+        assert!(err(model.run_named([("z", x())])).contains("its inputs are: x"));
+        assert!(err(model.run_named([("x", x()), ("x", x())])).contains("more than once"));
+        assert!(err(model.run_named([])).contains("x"));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum KilnError {
     InputType { name: String, path: PathBuf, expected: TensorType, got: TensorType },
     #[error("cannot generate a value for input '{name}'")]
     Generate { name: String, source: kiln_ir::TensorError },
+    #[error("every input must be given by name; the model's inputs are: {}", expected.join(", "))]
+    InputsNotGiven { expected: Vec<String> },
     #[error("input '{name}' is given more than once")]
     DuplicateInput { name: String },
     #[error("--dim {sym}: the model has no symbolic dim named '{sym}'; its symbols are: {}", list_or_none(valid))]
@@ -52,6 +54,8 @@ pub enum KilnError {
         human_bytes(*need), human_bytes(*limit), human_bytes(*value_bytes)
     )]
     TooMuchMemory { need: u64, limit: u64, limit_source: &'static str, value: String, ty: TensorType, value_bytes: u64 },
+    #[error("cannot use '{}' as labels: {reason}", path.display())]
+    Labels { path: PathBuf, reason: String },
     #[error("conformance: {0}")]
     Conformance(String),
     #[error("ahead-of-time compilation: {0}")]

@@ -7,6 +7,7 @@
 //! - [`driver`]: [`Session`], the steps a command takes (load, bind, check, run, optimize, save);
 //! - [`npy`]: NumPy `.npy` files to and from tensors;
 //! - [`stats`]: what `kiln inspect` reports and `kiln run`'s output summaries;
+//! - [`report`]: `kiln report`'s self-contained HTML page (graph drawings, passes, profile, memory);
 //! - [`error`]: [`KilnError`], every failure with the context a user needs;
 //! - [`conformance`]: the ONNX node test suite runner and its per-op report;
 //! - [`cli`]: the `kiln` command line, runnable in-process.
@@ -40,6 +41,7 @@ pub mod error;
 pub mod model;
 pub mod npy;
 pub mod onnx;
+pub mod report;
 pub mod stats;
 
 pub use api::{CompileTimes, CompiledModel, Compiler};

@@ -208,6 +208,26 @@ impl TensorSummary {
     }
 }
 
+/// The largest `|a - b|` over all elements of all outputs; NaN where a value is NaN in one output
+/// only, or where shapes differ (the outputs then do not correspond).
+pub fn max_abs_diff(a: &[Tensor], b: &[Tensor]) -> f64 {
+    let mut worst = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        if x.shape() != y.shape() {
+            return f64::NAN;
+        }
+        for (u, v) in x.to_f64_vec().into_iter().zip(y.to_f64_vec()) {
+            if u.is_nan() != v.is_nan() {
+                return f64::NAN;
+            }
+            if !u.is_nan() {
+                worst = worst.max((u - v).abs());
+            }
+        }
+    }
+    worst
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +278,13 @@ mod tests {
         let s = TensorSummary::of(&t);
         assert_eq!((s.min, s.max, s.mean, s.nan), (Some(1.0), Some(3.0), Some(2.0), 1));
         assert_eq!(s.first.len(), 3);
+    }
+
+    #[test]
+    fn diff_is_nan_when_outputs_do_not_correspond() {
+        let a = [Tensor::vector(vec![1.0f32, 2.0])];
+        assert_eq!(max_abs_diff(&a, &[Tensor::vector(vec![1.5f32, 2.0])]), 0.5);
+        assert!(max_abs_diff(&a, &[Tensor::vector(vec![1.0f32])]).is_nan());
+        assert!(max_abs_diff(&a, &[Tensor::vector(vec![f32::NAN, 2.0])]).is_nan());
     }
 }

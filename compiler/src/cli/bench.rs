@@ -1,16 +1,18 @@
 //! `kiln bench MODEL [--input NAME=FILE.npy]... [--dim SYM=N]... [--threads N] [--runs N]
-//! [--warmup N] [--json] [--no-interp] [--profile [N]]`: times a model on the JIT and on the
+//! [--warmup N] [--json] [--no-interp] [--profile [N]] [--trace FILE.json]`: times a model on the JIT and on the
 //! interpreter (median and minimum latency, and their ratio), and its compilation split into
-//! import, passes and code generation; with `--profile`, also each step of the JIT's plan.
+//! import, passes and code generation; with `--profile`, also each step of the JIT's plan, and
+//! with `--trace`, those step times as a Chrome trace (see [`super::trace`]).
 //! Compile time and run time are kept apart: every timed run reuses one prepared executable,
 //! after warm-up runs that are not counted.
 
-use super::{parse_dim, parse_input, print_json};
-use crate::driver::{memory, Session};
+use super::{parse_dim, parse_input, print_json, trace};
+use crate::driver::{files, memory, Session};
 use crate::stats;
 use crate::KilnError;
+use indicatif::ProgressBar;
 use kiln_backends::interp::Interpreter;
-use kiln_backends::jit::{Jit, PlanStep};
+use kiln_backends::jit::{Jit, PlanStep, StepTimes};
 use kiln_backends::{Backend, Executable};
 use kiln_ir::{NodeId, Tensor};
 use serde::Serialize;
@@ -49,6 +51,10 @@ pub struct Args {
     /// warm-up), and list the N slowest (15 when N is omitted; JSON lists every step).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "15")]
     profile: Option<usize>,
+    /// Also profile the plan's steps (as `--profile` does) and write every step of every profiled
+    /// run as Chrome trace-event JSON, which Perfetto and chrome://tracing open.
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -75,22 +81,22 @@ struct Report {
 
 /// One step of the plan under `--profile`.
 #[derive(Serialize)]
-struct StepReport {
+pub(super) struct StepReport {
     #[serde(flatten)]
-    step: PlanStep,
+    pub step: PlanStep,
     #[serde(flatten)]
-    latency: Latency,
+    pub latency: Latency,
     /// This step's median over the sum of all steps' medians.
-    share: f64,
+    pub share: f64,
     /// The step's estimated FLOPs (as `kiln inspect` counts them) over its median time; `None`
     /// for steps that only move data.
-    gflop_per_s: Option<f64>,
+    pub gflop_per_s: Option<f64>,
 }
 
 #[derive(Serialize)]
-struct Latency {
-    median_ms: f64,
-    min_ms: f64,
+pub(super) struct Latency {
+    pub median_ms: f64,
+    pub min_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -103,7 +109,7 @@ struct CompileMs {
     codegen: f64,
 }
 
-pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
+pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), KilnError> {
     let threads = match args.threads {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -119,12 +125,21 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
     let jit = Jit::with_threads(threads);
     let (exe, codegen) = timed(|| jit.prepare(graph));
     let exe = exe.map_err(exec_error("jit"))?;
-    let (jit_outputs, jit_latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "jit")?;
+    let backends = if args.no_interp { 1 } else { 2 };
+    let bar = super::progress::bar(u64::from(args.warmup + args.runs) * backends, "runs", progress && !args.json);
+    let (jit_outputs, jit_latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "jit", &bar)?;
     drop(exe);
     let peak_rss_bytes = peak_rss_bytes();
-    let profile = match args.profile {
-        Some(_) => Some(profile_steps(&jit, graph, &inputs, args.warmup, args.runs)?),
-        None => None,
+    let profile = match (args.profile, &args.trace) {
+        (None, None) => None,
+        _ => {
+            let (steps, times) = profile_steps(&jit, graph, &inputs, args.warmup, args.runs)?;
+            if let Some(path) = &args.trace {
+                let name = args.model.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                files::write_all_atomic(&[(path.clone(), trace::to_json(&name, threads, &times))])?;
+            }
+            args.profile.map(|_| steps)
+        }
     };
 
     let mut report = Report {
@@ -142,11 +157,12 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
     };
     if !args.no_interp {
         let exe = Interpreter.prepare(graph).map_err(exec_error("interp"))?;
-        let (interp_outputs, latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "interp")?;
+        let (interp_outputs, latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "interp", &bar)?;
         report.ratio = Some(latency.median_ms / report.jit.median_ms);
-        report.max_abs_diff = Some(max_abs_diff(&jit_outputs, &interp_outputs));
+        report.max_abs_diff = Some(stats::max_abs_diff(&jit_outputs, &interp_outputs));
         report.interp = Some(latency);
     }
+    bar.finish_and_clear();
     if args.json {
         print_json(out, &report)
     } else {
@@ -155,27 +171,28 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
 }
 
 /// Compiles `graph` again (the plan `measure` timed is behind the `Executable` trait) and times
-/// each of its steps over `runs` runs after `warmup` untimed ones.
-fn profile_steps(
+/// each of its steps over `runs` runs after `warmup` untimed ones: each step's summary, and
+/// every step's time in every run.
+pub(super) fn profile_steps(
     jit: &Jit,
     graph: &kiln_ir::Graph,
     inputs: &[Tensor],
     warmup: u32,
     runs: u32,
-) -> Result<Vec<StepReport>, KilnError> {
+) -> Result<(Vec<StepReport>, Vec<StepTimes>), KilnError> {
     let compiled = jit.compile(graph).map_err(exec_error("jit"))?;
     for _ in 0..warmup {
         compiled.run(inputs).map_err(exec_error("jit"))?;
     }
     let steps = compiled.profile(inputs, runs as usize).map_err(exec_error("jit"))?;
-    let timed: Vec<(PlanStep, Latency)> = steps.into_iter().map(|s| (s.step, Latency::of(s.ms))).collect();
+    let timed: Vec<(PlanStep, Latency)> = steps.iter().map(|s| (s.step.clone(), Latency::of(s.ms.clone()))).collect();
     let total: f64 = timed.iter().map(|(_, l)| l.median_ms).sum();
     let ids: HashMap<&str, NodeId> =
         graph.node_ids().into_iter().map(|id| (graph.node(id).name.as_str(), id)).collect();
     let flops = |nodes: &[String]| -> Option<u64> {
         nodes.iter().map(|n| ids.get(n.as_str()).and_then(|&id| stats::node_flops(graph, id))).sum()
     };
-    Ok(timed
+    let reports = timed
         .into_iter()
         .map(|(step, latency)| StepReport {
             share: if total > 0.0 { latency.median_ms / total } else { 0.0 },
@@ -185,7 +202,8 @@ fn profile_steps(
             step,
             latency,
         })
-        .collect())
+        .collect();
+    Ok((reports, steps))
 }
 
 /// Runs `f` and returns its result with the wall time it took, in milliseconds.
@@ -199,23 +217,27 @@ fn exec_error(backend: &'static str) -> impl Fn(kiln_backends::ExecError) -> Kil
     move |e| KilnError::Exec { backend, source: Box::new(e) }
 }
 
-/// `warmup` untimed runs then `runs` timed ones; returns the last run's outputs and the latency.
-fn measure(
+/// `warmup` untimed runs then `runs` timed ones, each a step of `bar`; returns the last run's
+/// outputs and the latency.
+pub(super) fn measure(
     exe: &dyn Executable,
     inputs: &[Tensor],
     warmup: u32,
     runs: u32,
     backend: &'static str,
+    bar: &ProgressBar,
 ) -> Result<(Vec<Tensor>, Latency), KilnError> {
     let mut outputs = Vec::new();
     for _ in 0..warmup {
         outputs = exe.run(inputs).map_err(exec_error(backend))?;
+        bar.inc(1);
     }
     let mut times = Vec::with_capacity(runs as usize);
     for _ in 0..runs {
         let (result, ms) = timed(|| exe.run(inputs));
         outputs = result.map_err(exec_error(backend))?;
         times.push(ms);
+        bar.inc(1);
     }
     Ok((outputs, Latency::of(times)))
 }
@@ -229,26 +251,6 @@ impl Latency {
         let median_ms = if n % 2 == 1 { times[n / 2] } else { (times[n / 2 - 1] + times[n / 2]) / 2.0 };
         Latency { median_ms, min_ms: times[0] }
     }
-}
-
-/// The largest `|a - b|` over all elements of all outputs; NaN where a value is NaN in one output
-/// only, or where shapes differ (the outputs then do not correspond).
-fn max_abs_diff(a: &[Tensor], b: &[Tensor]) -> f64 {
-    let mut worst = 0.0f64;
-    for (x, y) in a.iter().zip(b) {
-        if x.shape() != y.shape() {
-            return f64::NAN;
-        }
-        for (u, v) in x.to_f64_vec().into_iter().zip(y.to_f64_vec()) {
-            if u.is_nan() != v.is_nan() {
-                return f64::NAN;
-            }
-            if !u.is_nan() {
-                worst = worst.max((u - v).abs());
-            }
-        }
-    }
-    worst
 }
 
 /// The peak resident set size of this process (`VmHWM` in `/proc/self/status`, Linux only).
@@ -333,13 +335,5 @@ mod tests {
         assert_eq!((l.median_ms, l.min_ms), (2.0, 1.0));
         let l = Latency::of(vec![4.0, 1.0, 3.0, 2.0]);
         assert_eq!((l.median_ms, l.min_ms), (2.5, 1.0));
-    }
-
-    #[test]
-    fn diff_is_nan_when_outputs_do_not_correspond() {
-        let a = [Tensor::vector(vec![1.0f32, 2.0])];
-        assert_eq!(max_abs_diff(&a, &[Tensor::vector(vec![1.5f32, 2.0])]), 0.5);
-        assert!(max_abs_diff(&a, &[Tensor::vector(vec![1.0f32])]).is_nan());
-        assert!(max_abs_diff(&a, &[Tensor::vector(vec![f32::NAN, 2.0])]).is_nan());
     }
 }

@@ -43,7 +43,7 @@ struct Report<'a> {
     cases: &'a [CaseResult],
 }
 
-pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
+pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), KilnError> {
     let io = |source| KilnError::Io { action: "read the conformance folder", path: args.dir.clone(), source };
     let cases = conformance::discover(&args.dir, args.filter.as_deref()).map_err(io)?;
     if cases.is_empty() {
@@ -56,10 +56,13 @@ pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
         Some(path) => Some(read_floor(path)?),
         None => None,
     };
+    let bar = super::progress::bar(cases.len() as u64, "cases", progress && !args.json);
+    let tick = |_: &conformance::CaseResult| bar.inc(1);
     let results = match args.backend {
-        BackendKind::Interp => conformance::run_suite(&cases, &Interpreter, args.roundtrip, |_| {}),
-        BackendKind::Jit => conformance::run_suite(&cases, &Jit::with_threads(1), args.roundtrip, |_| {}),
+        BackendKind::Interp => conformance::run_suite(&cases, &Interpreter, args.roundtrip, tick),
+        BackendKind::Jit => conformance::run_suite(&cases, &Jit::with_threads(1), args.roundtrip, tick),
     };
+    bar.finish_and_clear();
     let (per_op, totals) = conformance::tabulate(&results);
     if args.json {
         print_json(out, &Report { totals, per_op, cases: &results })?;

@@ -7,7 +7,6 @@ use crate::stats::{ModelStats, Port};
 use crate::KilnError;
 use kiln_backends::jit::{Engine, PlanReport};
 use kiln_passes::PassStats;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -116,7 +115,7 @@ fn print_passes(out: &mut dyn Write, passes: &[PassStats]) -> std::io::Result<()
     writeln!(out, "passes      {} in {total:.1} ms", passes.len())?;
     for p in passes {
         writeln!(out, "  {:<14} {:>6} -> {:<6} nodes  {:>8.1} ms", p.pass, p.nodes_before, p.nodes_after, p.millis)?;
-        let changed = op_changes(&p.ops_before, &p.ops_after);
+        let changed = crate::report::op_changes(&p.ops_before, &p.ops_after);
         if !changed.is_empty() {
             writeln!(out, "    ops      {}", changed.join(", "))?;
         }
@@ -146,20 +145,6 @@ fn print_passes(out: &mut dyn Write, passes: &[PassStats]) -> std::io::Result<()
         }
     }
     Ok(())
-}
-
-/// `Conv 53 -> 53` entries for ops whose count changed.
-fn op_changes(before: &BTreeMap<String, usize>, after: &BTreeMap<String, usize>) -> Vec<String> {
-    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
-    names.sort();
-    names.dedup();
-    names
-        .into_iter()
-        .filter_map(|op| {
-            let (b, a) = (before.get(op).copied().unwrap_or(0), after.get(op).copied().unwrap_or(0));
-            (a != b).then(|| format!("{op} {b} -> {a}"))
-        })
-        .collect()
 }
 
 /// `1234567` → `1,234,567`.
@@ -212,13 +197,6 @@ fn print_plan(out: &mut dyn Write, plan: &PlanReport) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn op_changes_list_only_what_changed() {
-        let before = BTreeMap::from([("Conv".to_string(), 2), ("BatchNormalization".to_string(), 2)]);
-        let after = BTreeMap::from([("Conv".to_string(), 2), ("Gemm".to_string(), 1)]);
-        assert_eq!(op_changes(&before, &after), ["BatchNormalization 2 -> 0", "Gemm 0 -> 1"]);
-    }
 
     #[test]
     fn numbers_are_grouped() {

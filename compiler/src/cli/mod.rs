@@ -3,11 +3,15 @@
 //! [`run`] takes its arguments and output streams as parameters so tests drive it in-process.
 
 mod bench;
+mod classes;
 mod compile;
 mod conformance;
 mod inspect;
 mod opt;
+mod progress;
+mod report;
 mod run;
+mod trace;
 
 use crate::KilnError;
 use clap::{ColorChoice, Parser, Subcommand};
@@ -21,6 +25,9 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// No progress bars (they are drawn only on a terminal, and never with --json).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +44,8 @@ enum Command {
     Compile(compile::Args),
     /// Time a model on the JIT and the interpreter; report compile time by phase.
     Bench(bench::Args),
+    /// Write an HTML report: the graph before and after optimization, the passes, the profile, memory.
+    Report(report::Args),
 }
 
 /// Runs the `kiln` command line on `args` (the first is the program name). Results go to `out`,
@@ -56,9 +65,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         Command::Inspect(args) => inspect::execute(args, out),
         Command::Run(args) => run::execute(args, out),
         Command::Opt(args) => opt::execute(args, out),
-        Command::Conformance(args) => conformance::execute(args, out),
+        Command::Conformance(args) => conformance::execute(args, out, !cli.quiet),
         Command::Compile(args) => compile::execute(args, out),
-        Command::Bench(args) => bench::execute(args, out),
+        Command::Bench(args) => bench::execute(args, out, !cli.quiet),
+        Command::Report(args) => report::execute(args, out, !cli.quiet),
     };
     match result {
         Ok(()) => 0,
