@@ -29,31 +29,30 @@ pub struct Artifact {
     pub object_bytes: usize,
 }
 
-/// Optimizes `model`, then writes `model.onnx`, `kernels.o` and `kernels.rs` into `dir` (all or
-/// nothing). `prefix` names the kernel symbols (letters, digits, `_`).
-pub fn compile_dir(model: &Path, dir: &Path, prefix: &str) -> Result<Artifact, KilnError> {
+/// Binds `dims` (every symbolic input dim must be bound), optimizes `model`, then writes
+/// `model.onnx`, `kernels.o` and `kernels.rs` into `dir` (all or nothing). `prefix` names the
+/// kernel symbols (letters, digits, `_`).
+pub fn compile_dir(model: &Path, dir: &Path, prefix: &str, dims: &[(String, usize)]) -> Result<Artifact, KilnError> {
     if prefix.is_empty()
         || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         || prefix.starts_with(|c: char| c.is_ascii_digit())
     {
-        return Err(KilnError::Aot(format!("--prefix '{prefix}' must be a Rust identifier (letters, digits, '_')")));
+        return Err(KilnError::AotPrefix { prefix: prefix.to_string() });
     }
     let mut session = Session::load(model)?;
+    session.bind_dims(dims)?;
+    let symbols = session.model().graph.input_symbols();
+    if !symbols.is_empty() {
+        return Err(KilnError::AotSymbolicDims { symbols });
+    }
     session.optimize()?;
     let onnx = crate::onnx::export::to_bytes(session.model())
         .map_err(|source| KilnError::Export { path: dir.join("model.onnx"), source })?;
     // Compile the graph the host will import: the exported one, read back.
     let shipped = crate::onnx::import::load_bytes(&onnx, None).map_err(|e| KilnError::Import(Box::new(e)))?;
     let graph = &shipped.graph;
-    if !graph.input_symbols().is_empty() {
-        return Err(KilnError::Aot(format!(
-            "the model has symbolic dims ({}); ahead-of-time code needs concrete shapes",
-            graph.input_symbols().join(", ")
-        )));
-    }
-    let ObjectCode { object, symbols, fingerprint } = Jit::default()
-        .compile_object(graph, prefix)
-        .map_err(|e| KilnError::Exec { backend: "jit", source: Box::new(e) })?;
+    let ObjectCode { object, symbols, fingerprint } =
+        Jit::default().compile_object(graph, prefix).map_err(KilnError::exec("jit"))?;
     let glue = glue(model, &symbols, fingerprint);
     let files = vec![
         (dir.join("model.onnx"), onnx),
@@ -113,7 +112,7 @@ pub fn load(model: &Path, kernels: &[KernelFn], fingerprint: u64, threads: usize
     let start = Instant::now();
     let compiled = Jit::with_threads(threads)
         .link(&session.model().graph, kernels, fingerprint)
-        .map_err(|e| KilnError::Exec { backend: "jit", source: Box::new(e) })?;
+        .map_err(KilnError::exec("jit"))?;
     let link = start.elapsed().as_secs_f64() * 1e3;
     Ok(CompiledModel::from_compiled(
         &session.model().graph,

@@ -92,11 +92,10 @@ impl Compiler {
         let start = Instant::now();
         let jit = Jit::with_threads(self.threads);
         let graph = &session.model().graph;
-        let exec = |e| KilnError::Exec { backend: "jit", source: Box::new(e) };
         let exe = if graph.input_symbols().is_empty() {
-            Compiled::Static(Box::new(jit.compile(graph).map_err(exec)?))
+            Compiled::Static(Box::new(jit.compile(graph).map_err(exec_error)?))
         } else {
-            Compiled::PerShape(jit.prepare(graph).map_err(exec)?)
+            Compiled::PerShape(jit.prepare(graph).map_err(exec_error)?)
         };
         Ok(CompiledModel::new(graph, exe, CompileTimes { import: 0.0, passes, codegen: ms(start) }))
     }
@@ -107,7 +106,7 @@ fn ms(since: Instant) -> f64 {
 }
 
 fn exec_error(e: ExecError) -> KilnError {
-    KilnError::Exec { backend: "jit", source: Box::new(e) }
+    KilnError::exec("jit")(e)
 }
 
 impl CompiledModel {

@@ -58,8 +58,20 @@ pub enum KilnError {
     Labels { path: PathBuf, reason: String },
     #[error("conformance: {0}")]
     Conformance(String),
-    #[error("ahead-of-time compilation: {0}")]
-    Aot(String),
+    #[error("--prefix '{prefix}' must be a Rust identifier (letters, digits, '_', not starting with a digit)")]
+    AotPrefix { prefix: String },
+    #[error(
+        "ahead-of-time code needs concrete shapes, but the model's inputs have symbolic dims ({}); bind each with --dim {}=N",
+        symbols.join(", "), symbols.join("=N --dim ")
+    )]
+    AotSymbolicDims { symbols: Vec<String> },
+}
+
+impl KilnError {
+    /// Wraps an execution error of `backend` (for `map_err`).
+    pub fn exec(backend: &'static str) -> impl Fn(ExecError) -> KilnError {
+        move |e| KilnError::Exec { backend, source: Box::new(e) }
+    }
 }
 
 /// The lower layers' errors are boxed to keep `Result<_, KilnError>` small.

@@ -269,8 +269,12 @@ fn compile_refuses_bad_models_prefixes_and_symbolic_dims_without_writing() {
     assert!(code != 0 && stderr.contains("must be a Rust identifier"), "{stderr}");
     let symbolic = dir.write("s.onnx", &relu(&["n", "3"]));
     let (code, _, stderr) = kiln(&[&"compile", &symbolic, &"-o", &out]);
-    assert!(code != 0 && stderr.contains("symbolic dims (n)"), "{stderr}");
+    assert!(code != 0 && stderr.contains("symbolic dims (n); bind each with --dim n=N"), "{stderr}");
     assert!(!out.exists(), "nothing is written on failure");
+    let bound = dir.path("bound");
+    let (code, _, stderr) = kiln(&[&"compile", &symbolic, &"-o", &bound, &"--dim", &"n=2"]);
+    assert_eq!(code, 0, "a bound dim compiles: {stderr}");
+    assert!(std::fs::metadata(bound.join("kernels.o")).unwrap().len() > 0);
     let (code, stdout, stderr) = kiln(&[&"compile", &good, &"-o", &out, &"--prefix", &"relu_model"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("1 kernels"), "{stdout}");

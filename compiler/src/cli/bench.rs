@@ -124,7 +124,7 @@ pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), Ki
 
     let jit = Jit::with_threads(threads);
     let (exe, codegen) = timed(|| jit.prepare(graph));
-    let exe = exe.map_err(exec_error("jit"))?;
+    let exe = exe.map_err(KilnError::exec("jit"))?;
     let backends = if args.no_interp { 1 } else { 2 };
     let bar = super::progress::bar(u64::from(args.warmup + args.runs) * backends, "runs", progress && !args.json);
     let (jit_outputs, jit_latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "jit", &bar)?;
@@ -156,7 +156,7 @@ pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), Ki
         profile,
     };
     if !args.no_interp {
-        let exe = Interpreter.prepare(graph).map_err(exec_error("interp"))?;
+        let exe = Interpreter.prepare(graph).map_err(KilnError::exec("interp"))?;
         let (interp_outputs, latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "interp", &bar)?;
         report.ratio = Some(latency.median_ms / report.jit.median_ms);
         report.max_abs_diff = Some(stats::max_abs_diff(&jit_outputs, &interp_outputs));
@@ -180,11 +180,11 @@ pub(super) fn profile_steps(
     warmup: u32,
     runs: u32,
 ) -> Result<(Vec<StepReport>, Vec<StepTimes>), KilnError> {
-    let compiled = jit.compile(graph).map_err(exec_error("jit"))?;
+    let compiled = jit.compile(graph).map_err(KilnError::exec("jit"))?;
     for _ in 0..warmup {
-        compiled.run(inputs).map_err(exec_error("jit"))?;
+        compiled.run(inputs).map_err(KilnError::exec("jit"))?;
     }
-    let steps = compiled.profile(inputs, runs as usize).map_err(exec_error("jit"))?;
+    let steps = compiled.profile(inputs, runs as usize).map_err(KilnError::exec("jit"))?;
     let timed: Vec<(PlanStep, Latency)> = steps.iter().map(|s| (s.step.clone(), Latency::of(s.ms.clone()))).collect();
     let total: f64 = timed.iter().map(|(_, l)| l.median_ms).sum();
     let ids: HashMap<&str, NodeId> =
@@ -213,10 +213,6 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (result, start.elapsed().as_secs_f64() * 1e3)
 }
 
-fn exec_error(backend: &'static str) -> impl Fn(kiln_backends::ExecError) -> KilnError {
-    move |e| KilnError::Exec { backend, source: Box::new(e) }
-}
-
 /// `warmup` untimed runs then `runs` timed ones, each a step of `bar`; returns the last run's
 /// outputs and the latency.
 pub(super) fn measure(
@@ -229,13 +225,13 @@ pub(super) fn measure(
 ) -> Result<(Vec<Tensor>, Latency), KilnError> {
     let mut outputs = Vec::new();
     for _ in 0..warmup {
-        outputs = exe.run(inputs).map_err(exec_error(backend))?;
+        outputs = exe.run(inputs).map_err(KilnError::exec(backend))?;
         bar.inc(1);
     }
     let mut times = Vec::with_capacity(runs as usize);
     for _ in 0..runs {
         let (result, ms) = timed(|| exe.run(inputs));
-        outputs = result.map_err(exec_error(backend))?;
+        outputs = result.map_err(KilnError::exec(backend))?;
         times.push(ms);
         bar.inc(1);
     }

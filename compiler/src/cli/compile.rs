@@ -1,7 +1,7 @@
-//! `kiln compile MODEL -o DIR [--prefix NAME] [--json]`: ahead-of-time compilation into an
+//! `kiln compile MODEL -o DIR [--dim SYM=N]... [--prefix NAME] [--json]`: ahead-of-time compilation into an
 //! object file of kernels, the optimized model and Rust glue (see [`crate::aot`]).
 
-use super::print_json;
+use super::{parse_dim, print_json};
 use crate::aot::{self, Artifact};
 use crate::KilnError;
 use std::io::Write;
@@ -17,13 +17,16 @@ pub struct Args {
     /// Prefix of the kernel symbols (a Rust identifier; distinct per model linked into one program).
     #[arg(long, default_value = "kiln")]
     prefix: String,
+    /// A value for a symbolic dim of the model's inputs (ahead-of-time code needs every dim bound).
+    #[arg(long = "dim", value_name = "SYM=N", value_parser = parse_dim)]
+    dims: Vec<(String, usize)>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
 pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
-    let artifact = aot::compile_dir(&args.model, &args.output, &args.prefix)?;
+    let artifact = aot::compile_dir(&args.model, &args.output, &args.prefix, &args.dims)?;
     if args.json {
         print_json(out, &artifact)
     } else {

@@ -73,8 +73,7 @@ pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), Ki
     let graph = &session.model().graph;
 
     let jit = Jit::with_threads(threads);
-    let exec = |backend| move |e| KilnError::Exec { backend, source: Box::new(e) };
-    let compiled = jit.compile(graph).map_err(exec("jit"))?;
+    let compiled = jit.compile(graph).map_err(KilnError::exec("jit"))?;
     let plan = compiled.report().clone();
     let interp_runs = if args.no_interp { 0 } else { args.runs.min(3) };
     let bar = super::progress::bar(u64::from(WARMUP + args.runs + interp_runs), "runs", progress && !args.json);
@@ -83,7 +82,7 @@ pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), Ki
     let interp_median_ms = match args.no_interp {
         true => None,
         false => {
-            let exe = Interpreter.prepare(graph).map_err(exec("interp"))?;
+            let exe = Interpreter.prepare(graph).map_err(KilnError::exec("interp"))?;
             Some(measure(exe.as_ref(), &inputs, 0, interp_runs, "interp", &bar)?.1.median_ms)
         }
     };

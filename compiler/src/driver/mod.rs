@@ -120,7 +120,7 @@ impl Session {
     /// [`Session::optimize`]: folded weights and fused patterns are what it specializes on);
     /// the interpreter runs the graph as imported.
     pub fn compile(&self, backend: BackendKind) -> Result<Box<dyn Executable>, KilnError> {
-        let exec = |e| KilnError::Exec { backend: backend.name(), source: Box::new(e) };
+        let exec = KilnError::exec(backend.name());
         match backend {
             BackendKind::Interp => backend.backend()?.prepare(&self.model.graph).map_err(exec),
             BackendKind::Jit => {
@@ -133,7 +133,7 @@ impl Session {
 
     /// Runs the model; returns each graph output with its name.
     pub fn run(&self, backend: BackendKind, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, KilnError> {
-        let exec = |e| KilnError::Exec { backend: backend.name(), source: Box::new(e) };
+        let exec = KilnError::exec(backend.name());
         let exe = self.compile(backend)?;
         let outputs = exe.run(inputs).map_err(exec)?;
         let g = &self.model.graph;
