@@ -164,3 +164,55 @@ fn profile_covers_every_step_of_the_plan() {
     let r = bench_json(&[&squeezenet(), &"--runs", &"1", &"--no-interp"]);
     assert!(r.get("profile").is_none(), "no profile unless asked: {r}");
 }
+
+#[test]
+fn trace_holds_every_profiled_step_of_every_run_as_chrome_events() {
+    let dir = temp_dir("trace");
+    let trace = dir.join("t.json");
+    let r = bench_json(&[
+        &squeezenet(),
+        &"--threads",
+        &"1",
+        &"--runs",
+        &"2",
+        &"--warmup",
+        &"0",
+        &"--no-interp",
+        &"--profile",
+        &"--trace",
+        &trace,
+    ]);
+    let steps = r["profile"].as_array().unwrap().len();
+    let t: Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    let events = t["traceEvents"].as_array().unwrap();
+    let complete: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X" && e["cat"] != "run").collect();
+    assert_eq!(complete.len(), 2 * steps, "one event per step per run");
+    assert!(complete
+        .iter()
+        .all(|e| e["dur"].as_f64().unwrap() >= 0.0 && e["name"].as_str().is_some_and(|n| !n.is_empty())));
+    let runs = events.iter().filter(|e| e["cat"] == "run").count();
+    assert_eq!(runs, 2);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn report_writes_one_self_contained_page() {
+    let dir = temp_dir("report");
+    let page = dir.join("r.html");
+    let argv = ["kiln", "report"].into_iter().map(OsString::from).chain([
+        squeezenet().into_os_string(),
+        "-o".into(),
+        page.clone().into_os_string(),
+        "--runs".into(),
+        "1".into(),
+    ]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(kiln::cli::run(argv, &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for section in ["<h2>Passes</h2>", "<h2>Graph</h2>", "<h2>Profile</h2>", "<h2>Memory</h2>"] {
+        assert!(html.contains(section), "{section}");
+    }
+    assert!(html.matches("<g class=\"node\">").count() > 50, "both graphs are drawn");
+    assert!(!html.contains("<script") && !html.contains("src=\""), "nothing is fetched or run");
+    std::fs::remove_dir_all(dir).unwrap();
+}
