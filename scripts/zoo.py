@@ -249,6 +249,7 @@ SPECS = [
          ["last_hidden_state"], ["transformer", "audio", "small"]),
     Spec("t5_encoder", t5_encoder, tokens(), ["last_hidden_state"], ["transformer", "small"]),
     Spec("swin_t", torchvision_model("swin_t"), image(224), ["logits"], ["transformer"]),
+    Spec("mobilevit_xs", timm_model("mobilevit_xs"), image(256), ["logits"], ["transformer", "small"]),
     Spec("lraspp_mobilenet_v3", torchvision_model("lraspp_mobilenet_v3_large", weights_backbone=None,
                                                   num_classes=21), image(256), ["out"], ["segmenter", "small"]),
     Spec("crnn_kws", crnn_kws, {"mfcc": ([1, 40, 101], *IMAGE)}, ["logits"], ["audio", "small"]),
@@ -263,6 +264,8 @@ SPECS = [
          dynamic={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}},
          run_shapes={"input_ids": [2, 96], "attention_mask": [2, 96]}),
     # The exporter torch now defaults to (torch.export + onnxscript): other op patterns.
+    Spec("bert_dynamo", bert(), tokens(), ["last_hidden_state", "pooler_output"], ["transformer"],
+         exporter="dynamo", opset=18),
     Spec("resnet18_dynamo", torchvision_model("resnet18"), image(224), ["logits"], ["cnn"],
          exporter="dynamo", opset=18),
 ]

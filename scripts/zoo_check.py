@@ -10,7 +10,7 @@ A failure on a (model, backend) in EXPECTED_FAILURES is reported and tolerated; 
 makes the exit status 1, and so does an expected failure that now passes (remove it from the
 list: the list only shrinks).
 
-Usage: scripts/zoo_check.py [--small] [--models a,b] [--kiln target/release/kiln] [--no-bench]
+Usage: scripts/zoo_check.py [--small] [--models a,b] [--kiln target/release/kiln] [--no-bench] [--json FILE]
 """
 import argparse
 import json
@@ -160,6 +160,7 @@ def main():
     ap.add_argument("--manifest", type=Path, default=MANIFEST, help="scripts/zoo.py's manifest")
     ap.add_argument("--no-bench", action="store_true", help="skip the interpreter-share profile")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed to one kiln command")
+    ap.add_argument("--json", type=Path, help="also write every row (errors included) to this JSON file")
     args = ap.parse_args()
     if not args.manifest.exists():
         sys.exit(f"{args.manifest} not found: run scripts/zoo.py first")
@@ -178,6 +179,8 @@ def main():
         print(f"{entry['name']:24} {status}  {row['seconds']:.1f} s", file=sys.stderr, flush=True)
         rows.append(row)
     print(render(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
     unexpected, expected, stale = verdicts(rows)
     bench_errors = [f"{r['name']}/bench: {r['errors']['bench']}" for r in rows if "bench" in r["errors"]]
     for title, items in (("Unexpected failures", unexpected), ("Expected failures", expected),
