@@ -46,7 +46,7 @@ class Spec:
     """One zoo model: how to build it and what to feed it."""
     name: str
     build: Callable  # () -> torch.nn.Module, built under torch.manual_seed(seed)
-    # Input name -> (shape at export, dtype, how to fill it); see `make_input`.
+    # Input name -> (shape at export, how to fill it: see `make_input`).
     inputs: dict
     outputs: list
     tags: list = field(default_factory=list)
@@ -217,18 +217,17 @@ def whisper_encoder():
     return hf_outputs(WhisperEncoder(cfg).eval(), ["input_features"], ["last_hidden_state"])
 
 
-IMAGE = ("f32", "normal")
 SEQ = 128
 
 
 def image(size, batch=1):
-    return {"input": ([batch, 3, size, size], *IMAGE)}
+    return {"input": ([batch, 3, size, size], "normal")}
 
 
 def tokens(seq=SEQ, batch=1):
     """Token ids and an attention mask (without one, transformers' GPT-2 traces a packed-sequence
     check, aten::diff, that the TorchScript exporter cannot export)."""
-    return {"input_ids": ([batch, seq], "i64", "tokens"), "attention_mask": ([batch, seq], "i64", "mask")}
+    return {"input_ids": ([batch, seq], "tokens"), "attention_mask": ([batch, seq], "mask")}
 
 
 SPECS = [
@@ -245,15 +244,15 @@ SPECS = [
     Spec("deit_tiny", timm_model("deit_tiny_patch16_224"), image(224), ["logits"], ["transformer"]),
     Spec("bert", bert(), tokens(), ["last_hidden_state", "pooler_output"], ["transformer", "small"]),
     Spec("gpt2", gpt2, tokens(), ["last_hidden_state"], ["transformer", "small"]),
-    Spec("whisper_tiny_encoder", whisper_encoder, {"input_features": ([1, 80, 500], *IMAGE)},
+    Spec("whisper_tiny_encoder", whisper_encoder, {"input_features": ([1, 80, 500], "normal")},
          ["last_hidden_state"], ["transformer", "audio", "small"]),
     Spec("t5_encoder", t5_encoder, tokens(), ["last_hidden_state"], ["transformer", "small"]),
     Spec("swin_t", torchvision_model("swin_t"), image(224), ["logits"], ["transformer"]),
     Spec("mobilevit_xs", timm_model("mobilevit_xs"), image(256), ["logits"], ["transformer", "small"]),
     Spec("lraspp_mobilenet_v3", torchvision_model("lraspp_mobilenet_v3_large", weights_backbone=None,
                                                   num_classes=21), image(256), ["out"], ["segmenter", "small"]),
-    Spec("crnn_kws", crnn_kws, {"mfcc": ([1, 40, 101], *IMAGE)}, ["logits"], ["audio", "small"]),
-    Spec("kws_conv1d", kws_net, {"mfcc": ([1, 40, 101], *IMAGE)}, ["logits"], ["audio", "small"]),
+    Spec("crnn_kws", crnn_kws, {"mfcc": ([1, 40, 101], "normal")}, ["logits"], ["audio", "small"]),
+    Spec("kws_conv1d", kws_net, {"mfcc": ([1, 40, 101], "normal")}, ["logits"], ["audio", "small"]),
     # Dynamic-axis exports: run at other sizes than they were traced at.
     Spec("mobilenet_v3_dynamic", torchvision_model("mobilenet_v3_large"), image(224), ["logits"],
          ["cnn", "dynamic", "small"], dynamic={"input": {0: "batch", 2: "height", 3: "width"}},
@@ -274,9 +273,9 @@ SPECS = [
 # ---------------------------------------------------------------- export and reference
 
 
-def make_input(name, shape, dtype, fill, seed):
-    """Seeded inputs: standard normal images/audio, token ids in [1, 8192), an attention mask
-    with the last quarter of each row padded (0)."""
+def make_input(name, shape, fill, seed):
+    """Seeded inputs: standard normal f32 images/audio ("normal"), i64 token ids in [1, 8192)
+    ("tokens"), an i64 attention mask with the last quarter of each row padded (0) ("mask")."""
     rng = np.random.default_rng([seed, sum(map(ord, name))])
     if fill == "normal":
         return rng.standard_normal(shape, dtype=np.float32)
@@ -296,7 +295,7 @@ def export(spec: Spec, path: Path):
 
     torch.manual_seed(spec.seed)
     model = spec.build().eval()
-    args = tuple(torch.from_numpy(make_input(n, s, d, f, spec.seed)) for n, (s, d, f) in spec.inputs.items())
+    args = tuple(torch.from_numpy(make_input(n, s, f, spec.seed)) for n, (s, f) in spec.inputs.items())
     names = list(spec.inputs)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
@@ -325,9 +324,9 @@ def reference(spec: Spec, path: Path, folder: Path):
     (folder / "inputs").mkdir(parents=True, exist_ok=True)
     (folder / "ref").mkdir(parents=True, exist_ok=True)
     feeds, inputs = {}, []
-    for n, (shape, dtype, fill) in spec.inputs.items():
+    for n, (shape, fill) in spec.inputs.items():
         shape = spec.run_shapes.get(n, shape)
-        feeds[n] = make_input(n, shape, dtype, fill, spec.seed)
+        feeds[n] = make_input(n, shape, fill, spec.seed)
         file = folder / "inputs" / f"{n}.npy"
         np.save(file, feeds[n])
         inputs.append({"name": n, "shape": shape, "dtype": str(feeds[n].dtype), "file": str(file.relative_to(ROOT)),

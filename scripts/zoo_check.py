@@ -82,7 +82,8 @@ def run_backend(kiln: Path, entry, backend: str, out: Path, timeout: float):
 
 
 def interp_share(kiln: Path, entry, timeout: float):
-    """From `kiln bench --profile --json`: (share of time in interpreter steps, their ops, error)."""
+    """From `kiln bench --profile --json`: (share of time in interpreter steps, those steps (ops,
+    nodes, share), error)."""
     cmd = [str(kiln), "bench", str(ROOT / entry["file"]), *input_args(entry), "--profile", "--json",
            "--runs", "3", "--warmup", "1", "--no-interp"]
     try:
@@ -91,9 +92,9 @@ def interp_share(kiln: Path, entry, timeout: float):
         return None, [], f"bench timed out after {timeout:.0f} s"
     if p.returncode != 0:
         return None, [], message(p.stderr)
-    steps = [s for s in json.loads(p.stdout)["profile"] if s["engine"] == "interpreter"]
-    ops = sorted({op for s in steps for op in s["ops"]})
-    return sum(s["share"] for s in steps), ops, None
+    steps = [{k: s[k] for k in ("ops", "nodes", "share")} for s in json.loads(p.stdout)["profile"]
+             if s["engine"] == "interpreter"]
+    return sum(s["share"] for s in steps), steps, None
 
 
 def check(kiln: Path, entry, bench: bool, timeout: float):
@@ -106,9 +107,9 @@ def check(kiln: Path, entry, bench: bool, timeout: float):
             if not ok:
                 row["errors"][backend] = why
     row["loads"] = loads(kiln, entry, timeout, row["errors"])
-    row["share"], row["fallback"] = None, []
+    row["share"], row["fallback_steps"] = None, []
     if bench and row["loads"]:
-        row["share"], row["fallback"], why = interp_share(kiln, entry, timeout)
+        row["share"], row["fallback_steps"], why = interp_share(kiln, entry, timeout)
         if why:
             row["errors"]["bench"] = why
     row["seconds"] = time.perf_counter() - start
@@ -147,7 +148,7 @@ def render(rows) -> str:
     for r in rows:
         share = "-" if r["share"] is None else f"{100 * r['share']:.1f} %"
         lines.append(f"| {r['name']} | {r['gflop']:.2f} | {yes(r['loads'])} | {yes(r['jit'])} | {yes(r['interp'])} | "
-                     f"{l2(r['jit_l2'])} | {l2(r['interp_l2'])} | {share} | {', '.join(r['fallback']) or '-'} | "
+                     f"{l2(r['jit_l2'])} | {l2(r['interp_l2'])} | {share} | {', '.join(sorted({op for s in r['fallback_steps'] for op in s['ops']})) or '-'} | "
                      f"{r['seconds']:.1f} |")
     return "\n".join(lines)
 
