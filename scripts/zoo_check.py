@@ -98,6 +98,8 @@ def interp_share(kiln: Path, entry, timeout: float):
 
 
 def check(kiln: Path, entry, bench: bool, timeout: float):
+    """One model's row: both backends against the reference, whether it loads, and (with `bench`)
+    the interpreter's share of the JIT's time; `errors` holds each failure's message."""
     row = {"name": entry["name"], "gflop": entry.get("flops", 0) / 1e9, "errors": {}}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kiln-zoo-") as tmp:
@@ -118,8 +120,12 @@ def check(kiln: Path, entry, bench: bool, timeout: float):
 
 def loads(kiln: Path, entry, timeout: float, errors) -> bool:
     """Whether `kiln inspect` imports the model and infers its types (its error goes to `errors`)."""
-    p = subprocess.run([str(kiln), "inspect", str(ROOT / entry["file"]), "--json"], capture_output=True,
-                       text=True, timeout=timeout)
+    try:
+        p = subprocess.run([str(kiln), "inspect", str(ROOT / entry["file"]), "--json"], capture_output=True,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        errors["load"] = f"kiln inspect timed out after {timeout:.0f} s"
+        return False
     if p.returncode != 0:
         errors["load"] = message(p.stderr)
     return p.returncode == 0
