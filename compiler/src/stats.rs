@@ -140,6 +140,11 @@ pub(crate) fn node_flops(g: &Graph, id: NodeId) -> Option<u64> {
             let a = dims(0)?;
             mul(&[2, out()?, *a.last()? as u64])
         }
+        Op::Recurrent(r) => {
+            let x = dims(0)?;
+            let (sa, ba) = r.seq_batch_axes();
+            r.flops(*x.get(sa)? as f64, *x.get(ba)? as f64, *x.get(2)? as f64) as u64
+        }
         Op::Pool(p) => mul(&[out()?, product(p.kernel())]),
         Op::GlobalPool(_) | Op::Reduce { .. } | Op::ArgMax { .. } | Op::ArgMin { .. } => input_size()?,
         Op::Unary(_)

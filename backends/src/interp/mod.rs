@@ -5,7 +5,7 @@
 //! - `exec`: input checks, topological execution, freeing values after their last use;
 //! - `kernel`: what kernels share (errors, input access, allocation limits, float dispatch);
 //! - kernel families, one per file: `elementwise`, `conv`, `linalg`, `pool`, `norm`, `reduce`,
-//!   `movement`, `gather`, `indexing`, `shape`, `resize`, `control` — dispatched from the one table in
+//!   `movement`, `gather`, `indexing`, `shape`, `resize`, `control`, `recurrent` — dispatched from the one table in
 //!   `dispatch`.
 
 mod control;
@@ -19,6 +19,7 @@ mod linalg;
 mod movement;
 mod norm;
 mod pool;
+mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
@@ -153,6 +154,7 @@ pub(crate) fn dispatch(op: &Op, ins: &[Option<Tensor>], num_outputs: usize) -> K
         Op::ScatterElements { axis, reduction } => one(indexing::scatter_elements(*axis, *reduction, ins)?),
         Op::ScatterNd { reduction } => one(indexing::scatter_nd(*reduction, ins)?),
         Op::NonZero => one(indexing::non_zero(x()?)?),
+        Op::Recurrent(r) => recurrent::recurrent(r, ins, num_outputs),
         // An op added to the IR before its kernel lands fails here instead of breaking the build.
         #[allow(unreachable_patterns)]
         other => kernel::bail!("the interpreter has no kernel for {}", other.onnx_name()),

@@ -11,6 +11,7 @@ mod indexing;
 pub mod infer;
 mod movement;
 mod nn;
+mod recurrent;
 mod reduce;
 
 pub use control::{Loop, Scan};
@@ -22,6 +23,7 @@ pub use movement::{
     ResizeCoord, ResizeMode, ResizeNearest, SliceAxis,
 };
 pub use nn::{AutoPad, Conv, ConvTranspose, Gemm, Geometry, Lrn, Pool, PoolKind, Window};
+pub use recurrent::{slot as recurrent_slot, Activation, Cell, Direction, Recurrent};
 pub use reduce::ReduceOp;
 pub use reduce::{reduce_axes, reduced_shape};
 
@@ -207,6 +209,9 @@ pub enum Op {
     },
     /// Input: x. The i64 coordinates of its non-zero elements, `[rank, count]`. Opsets 9, 13.
     NonZero,
+    /// LSTM, GRU and RNN layers. Inputs: X, W, R, B?, sequence_lens?, initial_h?, initial_c?, P?;
+    /// outputs: Y?, Y_h?, Y_c? (the last and the cell-state inputs for LSTM only).
+    Recurrent(Recurrent),
 }
 
 impl Op {
@@ -271,6 +276,7 @@ impl Op {
             Op::ScatterElements { .. } => "ScatterElements",
             Op::ScatterNd { .. } => "ScatterND",
             Op::NonZero => "NonZero",
+            Op::Recurrent(r) => r.cell.onnx_name(),
         }
     }
 
@@ -357,6 +363,7 @@ impl Op {
             Op::ScatterElements { axis, .. } => indexing::infer_scatter_elements(cx, *axis),
             Op::ScatterNd { .. } => indexing::infer_scatter_nd(cx),
             Op::NonZero => indexing::infer_non_zero(cx),
+            Op::Recurrent(r) => r.infer(cx),
         }
     }
 

@@ -54,6 +54,10 @@ fn flops(op: &Op, ins: &[Option<&TensorType>], out: &TensorType) -> f64 {
             2.0 * elems(out) * k
         }
         Op::Reduce { .. } | Op::Pool(_) | Op::GlobalPool(_) => input(0).map_or(1.0, elems),
+        Op::Recurrent(r) => {
+            let (sa, ba) = r.seq_batch_axes();
+            r.flops(dim(input(0), sa), dim(input(0), ba), dim(input(0), 2))
+        }
         Op::Softmax { .. } | Op::LogSoftmax { .. } => 4.0 * elems(out),
         Op::LayerNorm { .. } | Op::BatchNorm { .. } | Op::InstanceNorm { .. } => 6.0 * elems(out),
         _ => elems(out),

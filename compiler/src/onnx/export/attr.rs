@@ -32,6 +32,17 @@ pub(super) fn string(name: &str, s: &str) -> AttributeProto {
     AttributeProto { s: s.as_bytes().to_vec(), ..attr(name, AttributeType::STRING) }
 }
 
+pub(super) fn floats(name: &str, v: impl IntoIterator<Item = f32>) -> AttributeProto {
+    AttributeProto { floats: v.into_iter().collect(), ..attr(name, AttributeType::FLOATS) }
+}
+
+pub(super) fn strings<'a>(name: &str, v: impl IntoIterator<Item = &'a str>) -> AttributeProto {
+    AttributeProto {
+        strings: v.into_iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..attr(name, AttributeType::STRINGS)
+    }
+}
+
 pub(super) fn tensor(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto { t: Some(t).into(), ..attr(name, AttributeType::TENSOR) }
 }

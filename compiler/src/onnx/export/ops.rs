@@ -3,12 +3,13 @@
 //! an equivalent sequence (the legacy softmax family); control flow writes its bodies as graph
 //! attributes, its captures becoming outer-scope references again.
 
-use super::attr::{dims, flag, float, graph, int, ints, string, tensor};
+use super::attr::{dims, flag, float, floats, graph, int, ints, string, strings, tensor};
 use super::graph::NodeCx;
 use super::tensor::tensor_proto;
 use super::ExportError;
 use kiln_ir::op::{
-    normalize_axis, AutoPad, Binary, Pool, PoolKind, Resize, ResizeCoord, ResizeMode, ResizeNearest, Unary, Window,
+    normalize_axis, AutoPad, Binary, Cell, Pool, PoolKind, Recurrent, Resize, ResizeCoord, ResizeMode, ResizeNearest,
+    Unary, Window,
 };
 use kiln_ir::{Graph, Op};
 use onnx_protobuf::AttributeProto;
@@ -130,7 +131,35 @@ pub(super) fn export<'g>(cx: &mut NodeCx<'_, 'g>) -> Result<(), ExportError> {
             cx.emit_main("Scan", inputs, a);
             Ok(())
         }
+        Op::Recurrent(r) => plain(cx, recurrent_attrs(r)),
     }
+}
+
+/// LSTM/GRU/RNN attributes; activation parameters are written for every function that has them,
+/// in activation order, as the importer consumes them.
+fn recurrent_attrs(r: &Recurrent) -> Vec<AttributeProto> {
+    let mut a = vec![
+        int("hidden_size", r.hidden_size as i64),
+        string("direction", r.direction.onnx_name()),
+        int("layout", r.batch_major as i64),
+        strings("activations", r.activations.iter().map(|f| f.onnx_name())),
+    ];
+    let params: Vec<_> = r.activations.iter().map(|f| f.params()).collect();
+    let alphas: Vec<f32> = params.iter().filter_map(|p| p.0).collect();
+    let betas: Vec<f32> = params.iter().filter_map(|p| p.1).collect();
+    if !alphas.is_empty() {
+        a.push(floats("activation_alpha", alphas));
+    }
+    if !betas.is_empty() {
+        a.push(floats("activation_beta", betas));
+    }
+    a.extend(r.clip.map(|c| float("clip", c)));
+    match r.cell {
+        Cell::Lstm { input_forget } => a.push(flag("input_forget", input_forget)),
+        Cell::Gru { linear_before_reset } => a.push(flag("linear_before_reset", linear_before_reset)),
+        Cell::Rnn => {}
+    }
+    a
 }
 
 /// One ONNX node of the op's own type with the node's inputs as they are.

@@ -90,6 +90,20 @@ impl<'a> Attrs<'a> {
             .transpose()
     }
 
+    /// A list of strings (LSTM/GRU/RNN activations).
+    pub(crate) fn string_list(&self, name: &str) -> Result<Option<Vec<String>>, ImportError> {
+        self.get(name, AttributeType::STRINGS)?
+            .map(|a| {
+                a.strings
+                    .iter()
+                    .map(|s| {
+                        String::from_utf8(s.clone()).map_err(|_| self.error(format!("attribute '{name}' is not UTF-8")))
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
     pub(crate) fn string_or(&self, name: &str, default: &str) -> Result<String, ImportError> {
         Ok(self.string(name)?.unwrap_or_else(|| default.to_string()))
     }

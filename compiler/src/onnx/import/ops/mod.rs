@@ -8,6 +8,7 @@ mod composite;
 mod control;
 mod elementwise;
 mod nn;
+mod recurrent;
 mod shape;
 
 use super::node::{Lowered, OpCx};
@@ -33,6 +34,7 @@ pub(crate) fn lookup(op_type: &str) -> Option<OpFn> {
             control::register(&mut r);
             composite::register(&mut r);
             attention::register(&mut r);
+            recurrent::register(&mut r);
             r
         })
         .get(op_type)
