@@ -3,7 +3,9 @@
 
 use super::tensor::tensor_proto;
 use super::*;
-use kiln_ir::op::{Binary, Conv, Gemm, Loop, Pool, PoolKind, Scan, Unary, Window};
+use kiln_ir::op::{
+    Activation, Binary, Cell, Conv, Direction, Gemm, Loop, Pool, PoolKind, Recurrent, Scan, Unary, Window,
+};
 use kiln_ir::{DType, Dim, Graph, Op, Tensor, TensorType, ValueRef};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
@@ -449,6 +451,44 @@ fn zoo() -> Graph {
 #[test]
 fn round_trip_op_zoo() {
     assert_round_trip(zoo());
+}
+
+/// LSTM, GRU and RNN with every attribute away from its default survive export and import.
+#[test]
+fn round_trip_recurrent() {
+    let acts = vec![
+        Activation::HardSigmoid { alpha: 0.3, beta: 0.4 },
+        Activation::LeakyRelu { alpha: 0.2 },
+        Activation::ScaledTanh { alpha: 1.5, beta: 0.7 },
+        Activation::Sigmoid,
+        Activation::Elu { alpha: 0.9 },
+        Activation::Affine { alpha: 2.0, beta: -1.0 },
+    ];
+    let cells = [
+        (Cell::Lstm { input_forget: true }, 4, acts),
+        (Cell::Gru { linear_before_reset: true }, 3, vec![Activation::Softsign, Activation::Softplus].repeat(2)),
+        (Cell::Rnn, 1, vec![Activation::Relu, Activation::ThresholdedRelu { alpha: 0.5 }]),
+    ];
+    for (cell, gates, activations) in cells {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::new(DType::F32, [Dim::Known(2), Dim::from("seq"), Dim::Known(3)]));
+        let w = g.add_input("w", TensorType::known(DType::F32, &[2, gates * 4, 3]));
+        let r = g.add_input("r", TensorType::known(DType::F32, &[2, gates * 4, 4]));
+        let op = Recurrent {
+            cell,
+            direction: Direction::Bidirectional,
+            hidden_size: 4,
+            activations,
+            clip: Some(2.5),
+            batch_major: true,
+        };
+        let outs = ["y".to_string(), "y_h".to_string()];
+        let id = g.add_node("rec", Op::Recurrent(op), &[Some(x), Some(w), Some(r)], &outs).unwrap();
+        g.set_outputs(vec![ValueRef { node: id, output: 1 }, ValueRef::first(id)]);
+        let back = reimport(&g);
+        assert_eq!(back.node(back.outputs()[0].node).op, g.node(id).op);
+        assert_round_trip(g);
+    }
 }
 
 #[test]
