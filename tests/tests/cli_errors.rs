@@ -169,6 +169,21 @@ fn missing_input_names_it_and_its_type() {
 }
 
 #[test]
+fn minus_one_dims_bind_from_dim_flags_and_inputs() {
+    // paddle2onnx declares dynamic dims as -1: they become the symbols x_0, x_1.
+    let dir = TempDir::new("minus-one");
+    let m = dir.write("m.onnx", &relu(&["-1", "-1", "3"]));
+    assert_fails(&dir, &[&"run", &m], &["input 'x'", "f32[x_0,x_1,3]", "--dim x_0=N"]);
+    let (code, stdout, stderr) = kiln(&[&"run", &m, &"--dim", &"x_0=2", &"--dim", &"x_1=4"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("y: f32[2,4,3]"), "{stdout}");
+    let t = dir.write("t.npy", &npy(&Tensor::zeros(DType::F32, &[5, 1, 3]).unwrap()));
+    let (code, stdout, stderr) = kiln(&[&"run", &m, &"--input", &format!("x={}", t.display())]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("y: f32[5,1,3]"), "{stdout}");
+}
+
+#[test]
 fn extra_input_lists_the_valid_names() {
     let dir = TempDir::new("extra");
     let m = dir.write("m.onnx", &relu(&["2", "3"]));

@@ -229,7 +229,8 @@ pub(crate) fn node_name(node: &NodeProto) -> String {
     node.output.iter().find(|o| !o.is_empty()).map_or_else(|| node.op_type.clone(), Clone::clone)
 }
 
-/// The declared type of a graph input, or `hint` where the declaration is incomplete.
+/// The declared type of a graph input, or `hint` where the declaration is incomplete. Dims
+/// without a value, or with a negative one, become symbols named `<input>_<axis>`.
 fn input_type(vi: &ValueInfoProto, hint: Option<TensorType>) -> Result<TensorType, ImportError> {
     let err = |message: String| ImportError::Input { name: vi.name.clone(), message };
     if vi.type_.as_ref().is_some_and(|t| t.value.is_some() && !t.has_tensor_type()) {
@@ -248,8 +249,10 @@ fn input_type(vi: &ValueInfoProto, hint: Option<TensorType>) -> Result<TensorTyp
         .iter()
         .enumerate()
         .map(|(i, d)| match &d.value {
-            Some(Value::DimValue(v)) => {
-                usize::try_from(*v).map(Dim::Known).map_err(|_| err(format!("dim {i} is negative ({v})")))
+            // paddle2onnx writes a dynamic dim as -1: symbolic, as ONNX Runtime reads it. A 0
+            // stays an extent: inputs such as an empty `axes` really are empty.
+            Some(Value::DimValue(v)) if *v >= 0 => {
+                usize::try_from(*v).map(Dim::Known).map_err(|_| err(format!("dim {i} ({v}) does not fit")))
             }
             Some(Value::DimParam(p)) if !p.is_empty() => Ok(Dim::Sym(p.clone())),
             _ => Ok(Dim::Sym(format!("{}_{i}", vi.name))),

@@ -511,6 +511,31 @@ fn symbolic_and_unknown_dims() {
     assert_eq!(m.graph.value_type(m.graph.input_values()[0]).to_string(), "f32[batch,x_1,4]");
 }
 
+#[test]
+fn negative_dims_are_symbolic_and_zero_is_an_extent() {
+    // paddle2onnx writes dynamic dims as -1; ONNX Runtime accepts them. A 0 is a real, empty
+    // extent (the conformance suite feeds empty `axes` inputs declared so).
+    let g = graph(
+        vec![node("Relu", "r", &["x"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &["-1", "3", "-1"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    assert_eq!(m.graph.value_type(m.graph.input_values()[0]).to_string(), "f32[x_0,3,x_2]");
+    let x = Tensor::from_vec(&[2, 3, 5], vec![-1.0f32; 30]).unwrap();
+    let out = kiln_backends::interp::run_graph(&m.graph, &[x], &[]).unwrap().0;
+    assert_eq!(out[0].shape(), [2, 3, 5]);
+    let g = graph(
+        vec![node("Relu", "r", &["x"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &["0", "3"])],
+        vec![untyped("y")],
+        vec![],
+    );
+    let m = import(&model(g, 13)).unwrap();
+    assert_eq!(m.graph.value_type(m.graph.input_values()[0]).to_string(), "f32[0,3]");
+}
+
 // ---- ops and opset differences ----
 
 #[test]
