@@ -228,20 +228,19 @@ impl<T: Real> Step<'_, T> {
     fn lstm(&mut self, times: &[Option<usize>], input_forget: bool) {
         let h = self.hidden;
         self.recur(0..4 * h);
-        let peep = |k: usize| self.p.map_or(T::zero(), |p| p[k]);
-        let (pi, po, pf): (Vec<T>, Vec<T>, Vec<T>) =
-            ((0..h).map(peep).collect(), (h..2 * h).map(peep).collect(), (2 * h..3 * h).map(peep).collect());
         let one = T::one();
         for (b, t) in times.iter().enumerate() {
             let Some(t) = *t else { continue };
             for k in 0..h {
                 let pre = |g: usize| self.x(t, b)[g * h + k] + self.hr[(b, g * h + k)];
+                // Peepholes i, o, f.
+                let peep = |g: usize| self.p.map_or(T::zero(), |p| p[g * h + k]);
                 let c_prev = self.c[(b, k)];
-                let i = self.act(0, pre(0) + pi[k] * c_prev);
-                let f = if input_forget { one - i } else { self.act(0, pre(2) + pf[k] * c_prev) };
+                let i = self.act(0, pre(0) + peep(0) * c_prev);
+                let f = if input_forget { one - i } else { self.act(0, pre(2) + peep(2) * c_prev) };
                 let cand = self.act(1, pre(3));
                 let c = f * c_prev + i * cand;
-                let o = self.act(0, pre(1) + po[k] * c);
+                let o = self.act(0, pre(1) + peep(1) * c);
                 self.c[(b, k)] = c;
                 self.h[(b, k)] = o * T::from_f64(self.acts[2].apply(c.to_f64()));
             }

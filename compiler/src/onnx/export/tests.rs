@@ -466,7 +466,7 @@ fn round_trip_recurrent() {
     ];
     let cells = [
         (Cell::Lstm { input_forget: true }, 4, acts),
-        (Cell::Gru { linear_before_reset: true }, 3, vec![Activation::Softsign, Activation::Softplus].repeat(2)),
+        (Cell::Gru { linear_before_reset: true }, 3, [Activation::Softsign, Activation::Softplus].repeat(2)),
         (Cell::Rnn, 1, vec![Activation::Relu, Activation::ThresholdedRelu { alpha: 0.5 }]),
     ];
     for (cell, gates, activations) in cells {
