@@ -31,10 +31,7 @@ BACKENDS = ("jit", "interp")
 
 # "model/backend" -> why it fails today. Each entry is a known defect with its cause; fix the cause
 # and delete the entry (zoo_check then insists on it).
-EXPECTED_FAILURES = {
-    "crnn_kws/jit": "the importer has no GRU (ONNX GRU, opset 7+; LSTM and RNN neither)",
-    "crnn_kws/interp": "the importer has no GRU (ONNX GRU, opset 7+; LSTM and RNN neither)",
-}
+EXPECTED_FAILURES: dict[str, str] = {}
 
 
 def rel_l2(got, want) -> float:
