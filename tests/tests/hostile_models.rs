@@ -55,6 +55,24 @@ fn with_graph(mut n: NodeProto, attr: &str, g: GraphProto) -> NodeProto {
     n
 }
 
+fn with_ints(mut n: NodeProto, attr: &str, values: &[i64]) -> NodeProto {
+    let mut a = AttributeProto::new();
+    a.name = attr.to_string();
+    a.type_ = AttributeType::INTS.into();
+    a.ints = values.to_vec();
+    n.attribute.push(a);
+    n
+}
+
+fn with_string(mut n: NodeProto, attr: &str, value: &str) -> NodeProto {
+    let mut a = AttributeProto::new();
+    a.name = attr.to_string();
+    a.type_ = AttributeType::STRING.into();
+    a.s = value.as_bytes().to_vec();
+    n.attribute.push(a);
+    n
+}
+
 fn i64s(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
     let mut t = TensorProto::new();
     t.name = name.to_string();
@@ -253,4 +271,34 @@ fn nesting_and_node_counts_are_limited_at_import() {
     refused(&m, &["--max-nesting", "2"], &["node 'if3'", "nest 3 deep", "max_nesting limit of 2"]);
     refused(&m, &["--max-nodes", "14"], &["at least 15 nodes", "max_nodes limit of 14"]);
     assert!(succeeds(&m, &["--max-nesting", "3", "--max-nodes", "15"]).contains("if1_out: bool[]"));
+}
+
+/// Found by the sweep: a MaxPool whose kernel_shape is INT64_MAX under SAME_UPPER padding made
+/// the JIT size a padded plane of 2^63 rows (a capacity-overflow panic in a worker thread).
+#[test]
+fn a_pool_window_whose_padded_plane_cannot_exist_is_refused() {
+    let build = |kernel: &[i64]| {
+        let pool = with_ints(node("MaxPool", "pool", &["x"], &["y"]), "kernel_shape", kernel);
+        let pool = with_string(pool, "auto_pad", "SAME_UPPER");
+        model(graph(vec![pool], vec![value_info("x", DType::F32, &[1, 3, 32, 32])], &["y"]), vec![])
+    };
+    let needles = ["node 'pool' (MaxPool)", "the padded input plane", "max_tensor_bytes"];
+    refused(&file("pool", &build(&[i64::MAX, 2])), &[], &needles);
+    assert!(succeeds(&file("pool-ok", &build(&[2, 2])), &[]).contains("y: f32[1,3,32,32]"));
+}
+
+/// Found by the sweep: BatchNormalization parameters of the wrong length (a mutated weight shape
+/// in resnet50 and shufflenet) made the JIT's folding index past them (a panic).
+#[test]
+fn batch_norm_parameters_must_match_the_channels() {
+    let build = |len: usize| {
+        let bn = node("BatchNormalization", "bn", &["x", "scale", "bias", "mean", "var"], &["y"]);
+        let params = ["scale", "bias", "mean", "var"].map(|p| f32s(p, &vec![1.0; len]));
+        model(graph(vec![bn], vec![value_info("x", DType::F32, &[1, 3, 4, 4])], &["y"]), params.to_vec())
+    };
+    let needles = ["node 'bn' (BatchNormalization)", "f32[2] must hold one value for each of the 3 channels"];
+    for backend in ["jit", "interp"] {
+        refused(&file("bn", &build(2)), &["--backend", backend], &needles);
+    }
+    assert!(succeeds(&file("bn-ok", &build(3)), &[]).contains("y: f32[1,3,4,4]"));
 }

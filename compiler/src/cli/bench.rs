@@ -235,7 +235,6 @@ pub(super) fn measure(
     backend: &'static str,
     bar: &ProgressBar,
 ) -> Result<(Vec<Tensor>, Latency), KilnError> {
-    let run = || kiln_ir::limits::scoped(limits, || exe.run(inputs));
     let mut outputs = Vec::new();
     for _ in 0..warmup {
         outputs = exe.run(inputs).map_err(KilnError::exec(backend))?;
