@@ -13,9 +13,9 @@
 
 use crate::driver::{building, Session};
 use crate::{KilnError, Model};
-use kiln_ir::limits::{self, Limits};
 use kiln_backends::jit::{CompiledGraph, Jit, PlanReport};
 use kiln_backends::{Backend, ExecError, Executable};
+use kiln_ir::limits::{self, Limits};
 use kiln_ir::Tensor;
 use std::path::Path;
 use std::time::Instant;

@@ -26,8 +26,8 @@ pub mod tensor;
 pub mod text;
 
 pub use dtype::DType;
-pub use limits::{LimitError, Limits};
 pub use graph::{Graph, GraphError, Node, NodeId, Port, Value, ValueRef};
+pub use limits::{LimitError, Limits};
 pub use op::Op;
 pub use shape::{concrete, known_shape, Dim, Shape, TensorType};
 pub use tensor::{ArcArrayD, Element, SeededRng, Tensor, TensorError};

@@ -72,7 +72,6 @@ impl Limits {
             deadline: None,
         }
     }
-
 }
 
 impl Default for Limits {

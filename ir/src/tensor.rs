@@ -155,10 +155,8 @@ fn show_shape(shape: &[usize]) -> String {
 /// anything is allocated.
 pub fn check_alloc(dtype: DType, shape: &[usize]) -> Result<(), TensorError> {
     let limit = crate::limits::current().max_tensor_bytes;
-    let bytes = shape
-        .iter()
-        .try_fold(dtype.size_of() as u64, |acc, &d| acc.checked_mul(d as u64))
-        .filter(|&b| b <= limit);
+    let bytes =
+        shape.iter().try_fold(dtype.size_of() as u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&b| b <= limit);
     match bytes {
         Some(_) => Ok(()),
         None => Err(TensorError::TooLarge { dtype, shape: shape.to_vec(), limit }),

@@ -2,8 +2,8 @@
 //! the node's trailing inputs and map onto the body's trailing inputs (see `kiln_ir::op::control`).
 //! Loop and Scan stop at the current limits: iterations, accumulated scan bytes, the deadline.
 
-use super::kernel::{axis, bail, input, opt_input, show, KResult};
 use super::exec::tensor_bytes;
+use super::kernel::{axis, bail, input, opt_input, show, KResult};
 use super::run_body;
 use kiln_ir::limits::{self, Limit, LimitError, Limits};
 use kiln_ir::op::{Loop, Scan};

@@ -122,7 +122,8 @@ pub(crate) fn execute(
                     })?;
                     ins.push(Some(t));
                 }
-                let outs = super::dispatch(op, &ins, node.outputs.len()).map_err(|f| f.at(&node.name, op.onnx_name()))?;
+                let outs =
+                    super::dispatch(op, &ins, node.outputs.len()).map_err(|f| f.at(&node.name, op.onnx_name()))?;
                 check_outputs(g, id, &outs)?;
                 outs
             }

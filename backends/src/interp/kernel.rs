@@ -162,7 +162,8 @@ pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> ArrayD<T> {
 
 /// Normalizes an axis, with a clear error.
 pub(crate) fn axis(axis: i64, rank: usize) -> KResult<usize> {
-    kiln_ir::op::normalize_axis(axis, rank).ok_or_else(|| Fail::Message(format!("axis {axis} is out of range for rank {rank}")))
+    kiln_ir::op::normalize_axis(axis, rank)
+        .ok_or_else(|| Fail::Message(format!("axis {axis} is out of range for rank {rank}")))
 }
 
 /// Renders a shape as `[2,3,4]`.

@@ -3,8 +3,8 @@
 
 use super::limits::LimitArgs;
 use super::{parse_dim, print_json};
-use crate::driver::building;
 use crate::aot::{self, Artifact};
+use crate::driver::building;
 use crate::KilnError;
 use std::io::Write;
 use std::path::PathBuf;

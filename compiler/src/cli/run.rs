@@ -97,7 +97,9 @@ fn timed_run(session: &Session, backend: BackendKind, inputs: &[Tensor]) -> Resu
     let start = Instant::now();
     let exe = session.compile(backend)?;
     let compiled = Instant::now();
-    let outputs = exe.run(inputs).map_err(KilnError::exec(backend.name()))?;
+    // The run, not the compilation, is held to the session's limits (its deadline included).
+    let outputs =
+        kiln_ir::limits::scoped(session.limits(), || exe.run(inputs)).map_err(KilnError::exec(backend.name()))?;
     let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
     Ok((outputs, Timing { compile_ms: ms(start, compiled), run_ms: ms(compiled, Instant::now()) }))
 }

@@ -154,7 +154,9 @@ impl Session {
     ) -> Result<Vec<Tensor>, KilnError> {
         let graph = &mut self.model.graph;
         limits::scoped(&building(&self.limits), || {
-            inputs::bind_and_fill(graph, dims, given, limit.generated_input_bytes, |g| memory::check(g, limit).map(drop))
+            inputs::bind_and_fill(graph, dims, given, limit.generated_input_bytes, |g| {
+                memory::check(g, limit).map(drop)
+            })
         })
     }
 
@@ -168,7 +170,9 @@ impl Session {
             BackendKind::Jit => {
                 let mut optimized = self.clone();
                 optimized.optimize()?;
-                limits::scoped(&building(&self.limits), || backend.backend()?.prepare(&optimized.model.graph).map_err(exec))
+                limits::scoped(&building(&self.limits), || {
+                    backend.backend()?.prepare(&optimized.model.graph).map_err(exec)
+                })
             }
         }
     }

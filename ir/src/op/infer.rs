@@ -81,7 +81,9 @@ impl<'a> InferCtx<'a> {
     /// Refuses a rank above [`MAX_RANK`]; `what` says where it comes from.
     pub fn check_rank(&self, rank: usize, what: &str) -> Result<(), InferError> {
         if rank > MAX_RANK {
-            return Err(self.error(format!("{what} has {rank} entries, more than the {MAX_RANK} dims a tensor may have")));
+            return Err(
+                self.error(format!("{what} has {rank} entries, more than the {MAX_RANK} dims a tensor may have"))
+            );
         }
         Ok(())
     }

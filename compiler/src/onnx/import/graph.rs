@@ -256,7 +256,11 @@ fn input_type(vi: &ValueInfoProto, hint: Option<TensorType>) -> Result<TensorTyp
         })
         .collect::<Result<_, _>>()?;
     if shape.len() > kiln_ir::limits::MAX_RANK {
-        return Err(err(format!("has {} dims, more than the {} a tensor may have", shape.len(), kiln_ir::limits::MAX_RANK)));
+        return Err(err(format!(
+            "has {} dims, more than the {} a tensor may have",
+            shape.len(),
+            kiln_ir::limits::MAX_RANK
+        )));
     }
     let ty = TensorType { dtype, shape };
     if let Some(dims) = ty.concrete_shape() {

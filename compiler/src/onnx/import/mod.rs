@@ -102,12 +102,18 @@ fn check_size(gp: &GraphProto, limits: &Limits) -> Result<(), ImportError> {
         let name = || owner.map_or_else(|| "graph".to_string(), node_name);
         if depth > limits.max_nesting {
             let what = format!("its subgraphs nest {depth} deep");
-            return Err(ImportError::Limit { node: name(), source: LimitError::new(Limit::Nesting, limits.max_nesting as u64, what) });
+            return Err(ImportError::Limit {
+                node: name(),
+                source: LimitError::new(Limit::Nesting, limits.max_nesting as u64, what),
+            });
         }
         nodes = nodes.saturating_add(g.node.len());
         if nodes > limits.max_nodes {
             let what = format!("the model has at least {nodes} nodes");
-            return Err(ImportError::Limit { node: name(), source: LimitError::new(Limit::Nodes, limits.max_nodes as u64, what) });
+            return Err(ImportError::Limit {
+                node: name(),
+                source: LimitError::new(Limit::Nodes, limits.max_nodes as u64, what),
+            });
         }
         for n in &g.node {
             stack.extend(attrs::Attrs::graphs(n).map(|(_, sub)| (sub, depth + 1, Some(n))));
