@@ -81,18 +81,7 @@ pub fn bind_and_fill(
         plan.push(match by_name.remove(&name) {
             Some(g) => Source::Given(g.tensor),
             None => match ty.concrete_shape() {
-                Some(shape) => {
-                    let bytes = super::memory::value_bytes(ty).unwrap_or(u64::MAX);
-                    if bytes > max_generated {
-                        return Err(KilnError::GeneratedInputTooLarge {
-                            name,
-                            ty: ty.clone(),
-                            bytes,
-                            limit: max_generated,
-                        });
-                    }
-                    Source::Generate { name, dtype: ty.dtype, shape }
-                }
+                Some(shape) => Source::Generate { name, dtype: ty.dtype, shape },
                 None => {
                     let unbound = ty.shape.iter().filter_map(sym_name).collect();
                     return Err(KilnError::MissingInput { name, expected: ty.clone(), unbound });
@@ -105,6 +94,11 @@ pub fn bind_and_fill(
         .map(|s| match s {
             Source::Given(t) => Ok(t),
             Source::Generate { name, dtype, shape } => {
+                let ty = TensorType::known(dtype, &shape);
+                let bytes = super::memory::value_bytes(&ty).unwrap_or(u64::MAX);
+                if bytes > max_generated {
+                    return Err(KilnError::GeneratedInputTooLarge { name, ty, bytes, limit: max_generated });
+                }
                 Tensor::seeded(dtype, &shape, &name, 0.0, 1.0).map_err(|source| KilnError::Generate { name, source })
             }
         })
