@@ -1,7 +1,7 @@
 //! [`ExecError`]: why running a graph failed — bad inputs, a failing kernel (naming node and op),
-//! or a malformed graph.
+//! a passed resource limit, or a malformed graph.
 
-use kiln_ir::GraphError;
+use kiln_ir::{GraphError, LimitError};
 
 /// Why a graph (or one node) could not be run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -15,6 +15,9 @@ pub enum ExecError {
     /// A kernel failed (shape mismatch at run time, bad index, unsupported attribute, ...).
     #[error("{}: {message}", label(.node, .op))]
     Kernel { node: String, op: String, message: String },
+    /// A resource limit ([`kiln_ir::Limits`]) was passed while running this node.
+    #[error("{}: {source}", label(.node, .op))]
+    Limit { node: String, op: String, source: LimitError },
     /// The graph itself is malformed (e.g. a cycle).
     #[error(transparent)]
     Graph(#[from] GraphError),

@@ -11,10 +11,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::driver::Session;
+use crate::driver::{building, Session};
 use crate::{KilnError, Model};
 use kiln_backends::jit::{CompiledGraph, Jit, PlanReport};
 use kiln_backends::{Backend, ExecError, Executable};
+use kiln_ir::limits::{self, Limits};
 use kiln_ir::Tensor;
 use std::path::Path;
 use std::time::Instant;
@@ -24,6 +25,7 @@ use std::time::Instant;
 pub struct Compiler {
     threads: usize,
     dims: Vec<(String, usize)>,
+    limits: Limits,
 }
 
 /// Where compile time went, in milliseconds.
@@ -37,6 +39,7 @@ pub struct CompileTimes {
 /// A model ready to run.
 pub struct CompiledModel {
     exe: Compiled,
+    limits: Limits,
     input_names: Vec<String>,
     output_names: Vec<String>,
     times: CompileTimes,
@@ -50,7 +53,7 @@ enum Compiled {
 }
 
 impl Compiler {
-    /// Defaults: all cores, no dims bound.
+    /// Defaults: all cores, no dims bound, the default [`Limits`].
     pub fn new() -> Compiler {
         Compiler::default()
     }
@@ -67,10 +70,25 @@ impl Compiler {
         self
     }
 
+    /// Resource limits for importing, compiling and every run of the compiled model: a model
+    /// or a run that passes one fails with an error naming the node and the limit, and the
+    /// compiled model stays usable.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let limits = kiln::Limits { deadline: Some(Duration::from_millis(200)), ..kiln::Limits::default() };
+    /// let model = kiln::Compiler::new().limits(limits).compile_file("models/light/squeezenet.onnx")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn limits(mut self, limits: Limits) -> Compiler {
+        self.limits = limits;
+        self
+    }
+
     /// Imports, optimizes and compiles an ONNX file.
     pub fn compile_file(&self, path: impl AsRef<Path>) -> Result<CompiledModel, KilnError> {
         let start = Instant::now();
-        let session = Session::load(path.as_ref())?;
+        let session = Session::load_with(path.as_ref(), self.limits)?;
         let import = ms(start);
         let mut compiled = self.compile_session(session)?;
         compiled.times.import = import;
@@ -79,7 +97,7 @@ impl Compiler {
 
     /// Optimizes and compiles an imported model.
     pub fn compile_model(&self, model: Model) -> Result<CompiledModel, KilnError> {
-        self.compile_session(Session::from_model(model))
+        self.compile_session(Session::from_model(model).with_limits(self.limits))
     }
 
     fn compile_session(&self, mut session: Session) -> Result<CompiledModel, KilnError> {
@@ -92,12 +110,15 @@ impl Compiler {
         let start = Instant::now();
         let jit = Jit::with_threads(self.threads);
         let graph = &session.model().graph;
-        let exe = if graph.input_symbols().is_empty() {
-            Compiled::Static(Box::new(jit.compile(graph).map_err(exec_error)?))
-        } else {
-            Compiled::PerShape(jit.prepare(graph).map_err(exec_error)?)
-        };
-        Ok(CompiledModel::new(graph, exe, CompileTimes { import: 0.0, passes, codegen: ms(start) }))
+        let exe = limits::scoped(&building(&self.limits), || {
+            Ok::<_, KilnError>(if graph.input_symbols().is_empty() {
+                Compiled::Static(Box::new(jit.compile(graph).map_err(exec_error)?))
+            } else {
+                Compiled::PerShape(jit.prepare(graph).map_err(exec_error)?)
+            })
+        })?;
+        let times = CompileTimes { import: 0.0, passes, codegen: ms(start) };
+        Ok(CompiledModel::new(graph, exe, times, self.limits))
     }
 }
 
@@ -110,10 +131,11 @@ fn exec_error(e: ExecError) -> KilnError {
 }
 
 impl CompiledModel {
-    fn new(graph: &kiln_ir::Graph, exe: Compiled, times: CompileTimes) -> CompiledModel {
+    fn new(graph: &kiln_ir::Graph, exe: Compiled, times: CompileTimes, limits: Limits) -> CompiledModel {
         let names = |vs: Vec<kiln_ir::ValueRef>| vs.iter().map(|&v| graph.value_name(v).to_string()).collect();
         CompiledModel {
             exe,
+            limits,
             input_names: names(graph.input_values()),
             output_names: names(graph.outputs().to_vec()),
             times,
@@ -122,21 +144,25 @@ impl CompiledModel {
 
     /// Wraps a plan compiled elsewhere (ahead-of-time kernels, see [`crate::aot`]).
     pub(crate) fn from_compiled(graph: &kiln_ir::Graph, compiled: CompiledGraph, times: CompileTimes) -> CompiledModel {
-        CompiledModel::new(graph, Compiled::Static(Box::new(compiled)), times)
+        CompiledModel::new(graph, Compiled::Static(Box::new(compiled)), times, Limits::default())
     }
 
     /// Runs on `inputs` (in [`Self::input_names`] order); returns the outputs in order.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, KilnError> {
-        match &self.exe {
+        limits::scoped(&self.limits, || match &self.exe {
             Compiled::Static(c) => c.run(inputs),
             Compiled::PerShape(c) => c.run(inputs),
-        }
+        })
         .map_err(exec_error)
     }
 
     /// Runs and writes the outputs into `outputs`, which must have each output's dtype and
     /// shape; f32 outputs are written in place.
     pub fn run_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<(), KilnError> {
+        limits::scoped(&self.limits, || self.run_into_unlimited(inputs, outputs))
+    }
+
+    fn run_into_unlimited(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<(), KilnError> {
         match &self.exe {
             Compiled::Static(c) => c.run_into(inputs, outputs).map_err(exec_error),
             Compiled::PerShape(c) => {
@@ -154,6 +180,11 @@ impl CompiledModel {
                 Ok(())
             }
         }
+    }
+
+    /// The limits every run is held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Runs on inputs given by name, in any order (each graph input exactly once); returns each
@@ -248,6 +279,53 @@ mod tests {
         assert!(model.plan().is_none());
         let out = model.run(&[Tensor::zeros(DType::F32, &[3, 4]).unwrap()]).unwrap();
         assert_eq!(out[0].shape(), &[3, 4]);
+    }
+
+    /// `y = acc0 + 1` repeated `m` times by a Loop (trip count `m`, no condition input). The
+    /// optimizer names the Loop node after its output, `y`.
+    fn counting_loop() -> Model {
+        let mut body = Graph::new("body");
+        body.add_input("iter", TensorType::scalar(DType::I64));
+        let cond = body.add_input("cond", TensorType::scalar(DType::Bool));
+        let acc = body.add_input("acc", TensorType::known(DType::F32, &[1]));
+        let one = body.add_const("one", Tensor::vector(vec![1.0f32]));
+        let cond_out = body.add("cond_out", Op::Identity, &[cond]).unwrap();
+        let next = body.add("next", Op::Binary(kiln_ir::op::Binary::Add), &[acc, one]).unwrap();
+        body.set_outputs(vec![cond_out, next]);
+        let mut graph = Graph::new("m");
+        let m = graph.add_input("m", TensorType::scalar(DType::I64));
+        let acc0 = graph.add_input("acc0", TensorType::known(DType::F32, &[1]));
+        let op = Op::Loop(kiln_ir::op::Loop { body, num_captures: 0 });
+        let id = graph.add_node("counter", op, &[Some(m), None, Some(acc0)], &["y".into()]).unwrap();
+        graph.set_outputs(vec![kiln_ir::ValueRef::first(id)]);
+        Model { graph, opset: 17, ir_version: 8, producer: String::new() }
+    }
+
+    fn count_to(model: &CompiledModel, m: i64) -> Result<Vec<f32>, KilnError> {
+        Ok(model.run(&[Tensor::scalar(m), Tensor::vector(vec![0.0f32])])?[0].to_vec::<f32>())
+    }
+
+    #[test]
+    fn a_run_past_a_limit_fails_naming_node_and_limit_and_the_model_stays_usable() {
+        let limits = Limits { max_loop_iterations: 100, ..Limits::default() };
+        let model = Compiler::new().threads(1).limits(limits).compile_model(counting_loop()).unwrap();
+        assert_eq!(count_to(&model, 100).unwrap(), vec![100.0]);
+        let err = count_to(&model, 101).unwrap_err().report();
+        assert!(err.contains("node 'y' (Loop)") && err.contains("max_loop_iterations limit of 100"), "{err}");
+        assert_eq!(count_to(&model, 7).unwrap(), vec![7.0], "the next run works");
+    }
+
+    #[test]
+    fn a_run_past_its_deadline_stops_promptly_and_the_model_stays_usable() {
+        let deadline = std::time::Duration::from_millis(100);
+        let limits = Limits { deadline: Some(deadline), ..Limits::default() };
+        let model = Compiler::new().threads(1).limits(limits).compile_model(counting_loop()).unwrap();
+        let start = Instant::now();
+        let err = count_to(&model, i64::MAX).unwrap_err().report();
+        let took = start.elapsed();
+        assert!(err.contains("node 'y' (Loop)") && err.contains("deadline limit of 0.100 s"), "{err}");
+        assert!(took < deadline + std::time::Duration::from_millis(900), "stopped {took:?} after starting");
+        assert_eq!(count_to(&model, 3).unwrap(), vec![3.0], "the next run has its own deadline");
     }
 
     #[test]

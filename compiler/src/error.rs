@@ -42,6 +42,11 @@ pub enum KilnError {
     Generate { name: String, source: kiln_ir::TensorError },
     #[error("every input must be given by name; the model's inputs are: {}", expected.join(", "))]
     InputsNotGiven { expected: Vec<String> },
+    #[error(
+        "input '{name}' ({ty}) would need {} and Kiln generates inputs of at most {}; pass --input {name}=FILE.npy or raise --max-input-bytes",
+        human_bytes(*bytes), human_bytes(*limit)
+    )]
+    GeneratedInputTooLarge { name: String, ty: TensorType, bytes: u64, limit: u64 },
     #[error("input '{name}' is given more than once")]
     DuplicateInput { name: String },
     #[error("--dim {sym}: the model has no symbolic dim named '{sym}'; its symbols are: {}", list_or_none(valid))]
@@ -97,18 +102,7 @@ fn list_or_none(names: &[String]) -> String {
 
 /// `1.5 GiB`, `312 B`: sizes in messages.
 pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    kiln_ir::limits::show_bytes(Some(bytes))
 }
 
 impl KilnError {
@@ -138,7 +132,7 @@ mod tests {
     fn sizes_read_naturally() {
         assert_eq!(human_bytes(312), "312 B");
         assert_eq!(human_bytes(3 << 29), "1.5 GiB");
-        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Kiln: an ONNX compiler for neural networks — driver, ONNX import/export, CLI and public API.
 //!
 //! - [`aot`]: `kiln compile`'s object files and [`aot::load`] for hosts that link them;
-//! - [`api`]: [`Compiler`] and [`CompiledModel`], the embedding API (compile once, run from any thread);
+//! - [`api`]: [`Compiler`] and [`CompiledModel`], the embedding API (compile once, run from any thread),
+//!   under [`Limits`] (bytes per tensor and in total, nodes, nesting, loop iterations, a deadline);
 //! - [`model`]: [`Model`], a graph plus the ONNX metadata needed to report on and export it;
 //! - [`onnx`]: ONNX import into Kiln's IR and export back;
 //! - [`driver`]: [`Session`], the steps a command takes (load, bind, check, run, optimize, save);
@@ -47,4 +48,5 @@ pub mod stats;
 pub use api::{CompileTimes, CompiledModel, Compiler};
 pub use driver::{BackendKind, Session};
 pub use error::KilnError;
+pub use kiln_ir::limits::{LimitError, Limits};
 pub use model::Model;

@@ -4,6 +4,7 @@
 //! - [`tensor`]: shared n-d tensors and the seeded generator fixtures agree on;
 //! - [`op`]: the typed op set, each op's shape/dtype rule (its validation);
 //! - [`graph`]: the petgraph-backed graph, editing, inference, the verifier;
+//! - [`limits`]: resource bounds (tensor and total bytes, nodes, nesting, loop iterations, deadline);
 //! - [`text`]: the readable text form and Graphviz DOT.
 //!
 //! ```
@@ -18,6 +19,7 @@
 
 pub mod dtype;
 pub mod graph;
+pub mod limits;
 pub mod op;
 pub mod shape;
 pub mod tensor;
@@ -25,6 +27,7 @@ pub mod text;
 
 pub use dtype::DType;
 pub use graph::{Graph, GraphError, Node, NodeId, Port, Value, ValueRef};
+pub use limits::{LimitError, Limits};
 pub use op::Op;
 pub use shape::{concrete, known_shape, Dim, Shape, TensorType};
 pub use tensor::{ArcArrayD, Element, SeededRng, Tensor, TensorError};

@@ -134,22 +134,32 @@ element!(bool, Bool, |x: bool| x as u8 as f64, |v: f64| v != 0.0, |x: bool| x as
 pub enum TensorError {
     #[error("shape {shape:?} holds {expected} elements but {got} were given")]
     ElementCount { shape: Vec<usize>, expected: usize, got: usize },
-    #[error("a {dtype} tensor of shape {shape:?} needs more than {limit} bytes; refusing to allocate it")]
+    #[error(
+        "a {dtype} tensor of shape {} needs more than the max_tensor_bytes limit of {} (set with --max-tensor-bytes); refusing to allocate it",
+        show_shape(shape), crate::limits::show_bytes(Some(*limit))
+    )]
     TooLarge { dtype: DType, shape: Vec<usize>, limit: u64 },
 }
 
-/// Largest tensor Kiln will allocate (bytes). Bigger requests are almost always corrupt dims.
-pub const MAX_TENSOR_BYTES: u64 = 16 << 30;
+/// `[2,3]`, eliding the middle of absurdly long shapes.
+fn show_shape(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    if dims.len() <= 2 * crate::limits::MAX_RANK {
+        return format!("[{}]", dims.join(","));
+    }
+    format!("[{},…({} dims)…,{}]", dims[..8].join(","), dims.len(), dims[dims.len() - 8..].join(","))
+}
 
-/// Checks that a tensor of this shape and dtype is small enough to allocate.
+/// Checks that a tensor of this shape and dtype fits the current
+/// [`Limits::max_tensor_bytes`](crate::limits::Limits), with checked arithmetic, before
+/// anything is allocated.
 pub fn check_alloc(dtype: DType, shape: &[usize]) -> Result<(), TensorError> {
-    let bytes = shape
-        .iter()
-        .try_fold(dtype.size_of() as u64, |acc, &d| acc.checked_mul(d as u64))
-        .filter(|&b| b <= MAX_TENSOR_BYTES);
+    let limit = crate::limits::current().max_tensor_bytes;
+    let bytes =
+        shape.iter().try_fold(dtype.size_of() as u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&b| b <= limit);
     match bytes {
         Some(_) => Ok(()),
-        None => Err(TensorError::TooLarge { dtype, shape: shape.to_vec(), limit: MAX_TENSOR_BYTES }),
+        None => Err(TensorError::TooLarge { dtype, shape: shape.to_vec(), limit }),
     }
 }
 

@@ -1,8 +1,11 @@
 //! Control flow: If, Loop and Scan run their nested graphs recursively. Captured outer values are
 //! the node's trailing inputs and map onto the body's trailing inputs (see `kiln_ir::op::control`).
+//! Loop and Scan stop at the current limits: iterations, accumulated scan bytes, the deadline.
 
+use super::exec::tensor_bytes;
 use super::kernel::{axis, bail, input, opt_input, show, KResult};
 use super::run_body;
+use kiln_ir::limits::{self, Limit, LimitError, Limits};
 use kiln_ir::op::{Loop, Scan};
 use kiln_ir::{with_array, ArcArrayD, Element, Graph, Tensor};
 use ndarray::Axis;
@@ -60,6 +63,39 @@ fn placeholder(body: &Graph, output: usize) -> KResult<Tensor> {
     Ok(Tensor::zeros(ty.dtype, &shape)?)
 }
 
+/// What a Loop or Scan may spend: iterations and the bytes of the scan outputs it accumulates,
+/// against the current limits, plus the run's deadline at every iteration.
+struct Budget {
+    limits: Limits,
+    scanned: u64,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget { limits: limits::current(), scanned: 0 }
+    }
+
+    /// Called before iteration `i` (counted from 0) runs.
+    fn iteration(&self, i: u64) -> KResult<()> {
+        limits::check_deadline()?;
+        if i >= self.limits.max_loop_iterations {
+            let what = format!("iteration {} would be one too many", i + 1);
+            return Err(LimitError::new(Limit::LoopIterations, self.limits.max_loop_iterations, what).into());
+        }
+        Ok(())
+    }
+
+    /// Counts one iteration's scan output.
+    fn scan_output(&mut self, t: &Tensor) -> KResult<()> {
+        self.scanned = self.scanned.saturating_add(tensor_bytes(t));
+        if self.scanned > self.limits.max_total_bytes {
+            let what = format!("the scan outputs accumulated so far hold {}", limits::show_bytes(Some(self.scanned)));
+            return Err(LimitError::new(Limit::TotalBytes, self.limits.max_total_bytes, what).into());
+        }
+        Ok(())
+    }
+}
+
 /// Loop(M?, cond?, carried..., captures...).
 pub(crate) fn loop_op(l: &Loop, ins: &[Option<Tensor>]) -> KResult<Vec<Tensor>> {
     let Some(carried) = ins.len().checked_sub(2 + l.num_captures) else {
@@ -71,8 +107,10 @@ pub(crate) fn loop_op(l: &Loop, ins: &[Option<Tensor>]) -> KResult<Vec<Tensor>> 
     let captures: Vec<Tensor> = (2 + carried..ins.len()).map(|i| input(ins, i).cloned()).collect::<KResult<_>>()?;
     let n_scan = l.body.outputs().len().checked_sub(1 + carried).ok_or("the body returns too few outputs")?;
     let mut scans: Vec<Vec<Tensor>> = vec![Vec::new(); n_scan];
+    let mut budget = Budget::new();
     let mut i = 0i64;
     while keep && trips.is_none_or(|m| i < m) {
+        budget.iteration(i as u64)?;
         let mut body_ins = vec![Tensor::scalar(i), Tensor::scalar(keep)];
         body_ins.extend(state.iter().cloned());
         body_ins.extend(captures.iter().cloned());
@@ -80,6 +118,7 @@ pub(crate) fn loop_op(l: &Loop, ins: &[Option<Tensor>]) -> KResult<Vec<Tensor>> 
         keep = truth(&outs.next().ok_or("the body returned no condition")?, "body condition")?;
         state = outs.by_ref().take(carried).collect();
         for (k, t) in outs.enumerate() {
+            budget.scan_output(&t)?;
             scans[k].push(t);
         }
         i += 1;
@@ -112,7 +151,9 @@ pub(crate) fn scan_op(s: &Scan, ins: &[Option<Tensor>]) -> KResult<Vec<Tensor>> 
     }
     let k_out = s.body.outputs().len().checked_sub(n).ok_or("the body returns too few outputs")?;
     let mut scans: Vec<Vec<Tensor>> = vec![Vec::new(); k_out];
+    let mut budget = Budget::new();
     for t in 0..len {
+        budget.iteration(t as u64)?;
         let mut body_ins = state.clone();
         for (j, seq) in seqs.iter().enumerate() {
             let at = if setting(&s.scan_input_directions, j) == 1 { len - 1 - t } else { t };
@@ -122,6 +163,7 @@ pub(crate) fn scan_op(s: &Scan, ins: &[Option<Tensor>]) -> KResult<Vec<Tensor>> 
         let mut outs = run_body(&s.body, &body_ins)?.into_iter();
         state = outs.by_ref().take(n).collect();
         for (k, o) in outs.enumerate() {
+            budget.scan_output(&o)?;
             scans[k].push(o);
         }
     }

@@ -1,8 +1,10 @@
 //! The graph runner: checks inputs against the graph's declared types, runs nodes in topological
-//! order, and frees every intermediate value after its last use.
+//! order, frees every intermediate value after its last use, and stops at the current limits'
+//! deadline or once the live values pass `max_total_bytes`.
 
 use super::kernel::show;
 use crate::ExecError;
+use kiln_ir::limits::{show_bytes, Limit, LimitError};
 use kiln_ir::{Dim, Graph, NodeId, Op, Tensor, ValueRef};
 use std::collections::{HashMap, HashSet};
 
@@ -94,8 +96,11 @@ pub(crate) fn execute(
     let pinned: HashSet<ValueRef> = g.outputs().iter().chain(extra).copied().collect();
     let mut remaining = plan.uses.clone();
     let mut values: HashMap<ValueRef, Tensor> = HashMap::new();
+    let limits = kiln_ir::limits::current();
     for &id in &plan.order {
         let node = g.node(id);
+        let limit_error = |source| ExecError::Limit { node: node.name.clone(), op: node.op.onnx_name().into(), source };
+        kiln_ir::limits::check_deadline().map_err(limit_error)?;
         let outs = match &node.op {
             Op::Input => vec![inputs[input_pos[&id]].clone()],
             Op::Constant(t) => vec![t.clone()],
@@ -117,11 +122,8 @@ pub(crate) fn execute(
                     })?;
                     ins.push(Some(t));
                 }
-                let outs = super::dispatch(op, &ins, node.outputs.len()).map_err(|f| ExecError::Kernel {
-                    node: node.name.clone(),
-                    op: op.onnx_name().into(),
-                    message: f.0,
-                })?;
+                let outs =
+                    super::dispatch(op, &ins, node.outputs.len()).map_err(|f| f.at(&node.name, op.onnx_name()))?;
                 check_outputs(g, id, &outs)?;
                 outs
             }
@@ -131,6 +133,11 @@ pub(crate) fn execute(
             if remaining.get(&v).is_some_and(|&n| n > 0) || pinned.contains(&v) {
                 values.insert(v, t);
             }
+        }
+        let live = values.values().map(tensor_bytes).fold(0u64, u64::saturating_add);
+        if live > limits.max_total_bytes {
+            let what = format!("the values alive after this node hold {}", show_bytes(Some(live)));
+            return Err(limit_error(LimitError::new(Limit::TotalBytes, limits.max_total_bytes, what)));
         }
     }
     let fetch = |v: &ValueRef| {
@@ -143,6 +150,11 @@ pub(crate) fn execute(
     let outputs = g.outputs().iter().map(fetch).collect::<Result<_, _>>()?;
     let extras = extra.iter().map(fetch).collect::<Result<_, _>>()?;
     Ok((outputs, extras))
+}
+
+/// Bytes a tensor's elements occupy.
+pub(crate) fn tensor_bytes(t: &Tensor) -> u64 {
+    (t.len() as u64).saturating_mul(t.dtype().size_of() as u64)
 }
 
 /// Reads a value for one use, dropping it after its last use unless it is pinned. `None` when the

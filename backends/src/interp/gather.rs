@@ -135,7 +135,7 @@ mod tests {
         let g = gather(1, &[Some(grid()), Some(Tensor::scalar(1i32))]).unwrap();
         assert_eq!((g.shape(), g.to_vec::<f32>()), (&[3][..], vec![2., 4., 6.]));
         let err = gather(0, &[Some(grid()), Some(Tensor::vector(vec![3i64]))]).unwrap_err();
-        assert!(err.0.contains("out of range"), "{}", err.0);
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 
     #[test]

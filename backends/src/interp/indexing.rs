@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(max.to_vec::<f32>(), vec![1., 20., 3., 4., 5., 6.]);
         let bad = Tensor::from_vec(&[1, 2], vec![3i64, 0]).unwrap();
         let err = scatter_elements(1, ScatterReduction::None, &[Some(grid()), Some(bad), Some(upd)]).unwrap_err();
-        assert!(err.0.contains("out of range"), "{}", err.0);
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 
     #[test]

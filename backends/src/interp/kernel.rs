@@ -2,43 +2,80 @@
 //! dtype conversion helpers, and the float-kernel dispatch (f32 and f64 natively, f16 via f32).
 
 use kiln_ir::tensor::check_alloc;
-use kiln_ir::{ArcArrayD, DType, Element, Tensor, TensorError};
+use kiln_ir::{ArcArrayD, DType, Element, LimitError, Tensor, TensorError};
 use ndarray::{ArrayD, CowArray, IxDyn};
 
 /// A kernel failure; the graph runner adds the node and op.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Fail(pub String);
+pub(crate) enum Fail {
+    Message(String),
+    /// A resource limit was passed (kept typed so callers can tell it from a bad model).
+    Limit(LimitError),
+}
 
 pub(crate) type KResult<T> = Result<T, Fail>;
 
+impl Fail {
+    /// The error a runner reports for this failure in node `node` of op `op`.
+    pub(crate) fn at(self, node: &str, op: &str) -> crate::ExecError {
+        let (node, op) = (node.to_string(), op.to_string());
+        match self {
+            Fail::Message(message) => crate::ExecError::Kernel { node, op, message },
+            Fail::Limit(source) => crate::ExecError::Limit { node, op, source },
+        }
+    }
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Message(m) => f.write_str(m),
+            Fail::Limit(e) => e.fmt(f),
+        }
+    }
+}
+
 impl From<String> for Fail {
     fn from(s: String) -> Fail {
-        Fail(s)
+        Fail::Message(s)
     }
 }
 
 impl From<&str> for Fail {
     fn from(s: &str) -> Fail {
-        Fail(s.to_string())
+        Fail::Message(s.to_string())
     }
 }
 
 impl From<TensorError> for Fail {
     fn from(e: TensorError) -> Fail {
-        Fail(e.to_string())
+        Fail::Message(e.to_string())
     }
 }
 
+impl From<LimitError> for Fail {
+    fn from(e: LimitError) -> Fail {
+        Fail::Limit(e)
+    }
+}
+
+/// A nested graph's failure, as its If/Loop/Scan node's: a passed limit stays a limit, with the
+/// inner node's name kept in its description.
 impl From<crate::ExecError> for Fail {
     fn from(e: crate::ExecError) -> Fail {
-        Fail(e.to_string())
+        match e {
+            crate::ExecError::Limit { node, op, source } => {
+                Fail::Limit(LimitError { what: format!("in node '{node}' ({op}): {}", source.what), ..source })
+            }
+            e => Fail::Message(e.to_string()),
+        }
     }
 }
 
 /// Returns a [`Fail`] built like `format!`.
 macro_rules! bail {
     ($($arg:tt)*) => {
-        return Err($crate::interp::kernel::Fail(format!($($arg)*)))
+        return Err($crate::interp::kernel::Fail::Message(format!($($arg)*)))
     };
 }
 pub(crate) use bail;
@@ -85,7 +122,7 @@ pub(crate) fn opt_i64s(ins: &[Option<Tensor>], i: usize) -> Option<Vec<i64>> {
     opt_input(ins, i).map(Tensor::to_i64_vec)
 }
 
-/// Refuses outputs larger than `MAX_TENSOR_BYTES`.
+/// Refuses outputs larger than the current `max_tensor_bytes` limit.
 pub(crate) fn alloc(dtype: DType, shape: &[usize]) -> KResult<()> {
     Ok(check_alloc(dtype, shape)?)
 }
@@ -125,7 +162,8 @@ pub(crate) fn array<T>(shape: &[usize], data: Vec<T>) -> ArrayD<T> {
 
 /// Normalizes an axis, with a clear error.
 pub(crate) fn axis(axis: i64, rank: usize) -> KResult<usize> {
-    kiln_ir::op::normalize_axis(axis, rank).ok_or_else(|| Fail(format!("axis {axis} is out of range for rank {rank}")))
+    kiln_ir::op::normalize_axis(axis, rank)
+        .ok_or_else(|| Fail::Message(format!("axis {axis} is out of range for rank {rank}")))
 }
 
 /// Renders a shape as `[2,3,4]`.

@@ -77,11 +77,7 @@ pub(crate) fn run_body(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, Exec
 /// Evaluates one op on input values (`None` for absent optional inputs), producing
 /// `num_outputs` outputs (at least one). Errors name the op; the node is unknown here.
 pub fn eval_node(op: &Op, inputs: &[Option<Tensor>], num_outputs: usize) -> Result<Vec<Tensor>, ExecError> {
-    dispatch(op, inputs, num_outputs).map_err(|f| ExecError::Kernel {
-        node: String::new(),
-        op: op.onnx_name().into(),
-        message: f.0,
-    })
+    dispatch(op, inputs, num_outputs).map_err(|f| f.at("", op.onnx_name()))
 }
 
 fn one(t: Tensor) -> KResult<Vec<Tensor>> {

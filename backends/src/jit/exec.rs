@@ -177,7 +177,15 @@ impl Compiled {
             boxed: vec![None; self.lowered.boxed_slots],
         };
         let result = (self.lowered.steps.iter().enumerate())
-            .try_for_each(|(i, s)| each(&mut frame, i, s))
+            .try_for_each(|(i, s)| {
+                // The run's deadline is checked between steps (no allocation until it fails).
+                kiln_ir::limits::check_deadline().map_err(|source| ExecError::Limit {
+                    node: s.nodes.first().cloned().unwrap_or_default(),
+                    op: s.ops.first().cloned().unwrap_or_default(),
+                    source,
+                })?;
+                each(&mut frame, i, s)
+            })
             .and_then(|()| finish(&frame));
         drop(frame);
         if let Ok(mut pool) = self.arenas.lock() {
@@ -222,11 +230,7 @@ impl Compiled {
                 StepKind::Interp { op, inputs, outputs } => {
                     let ins: Vec<Option<Tensor>> =
                         inputs.iter().map(|v| v.map(|v| f.tensor(v)).transpose()).collect::<Result<_, _>>()?;
-                    let outs = dispatch(op, &ins, outputs.len()).map_err(|e| ExecError::Kernel {
-                        node: s.nodes[0].clone(),
-                        op: op.onnx_name().into(),
-                        message: e.0,
-                    })?;
+                    let outs = dispatch(op, &ins, outputs.len()).map_err(|e| e.at(&s.nodes[0], op.onnx_name()))?;
                     for (&v, t) in outputs.iter().zip(outs) {
                         f.set_boxed(v, s, t)?;
                     }

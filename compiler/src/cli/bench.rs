@@ -1,13 +1,15 @@
 //! `kiln bench MODEL [--input NAME=FILE.npy]... [--dim SYM=N]... [--threads N] [--runs N]
-//! [--warmup N] [--json] [--no-interp] [--profile [N]] [--trace FILE.json]`: times a model on the JIT and on the
+//! [--warmup N] [--json] [--no-interp] [--profile [N]] [--trace FILE.json]
+//! [limit flags]`: times a model on the JIT and on the
 //! interpreter (median and minimum latency, and their ratio), and its compilation split into
 //! import, passes and code generation; with `--profile`, also each step of the JIT's plan, and
 //! with `--trace`, those step times as a Chrome trace (see [`super::trace`]).
 //! Compile time and run time are kept apart: every timed run reuses one prepared executable,
 //! after warm-up runs that are not counted.
 
+use super::limits::{InputArgs, LimitArgs};
 use super::{parse_dim, parse_input, print_json, trace};
-use crate::driver::{files, memory, Session};
+use crate::driver::{building, files, Session};
 use crate::stats;
 use crate::KilnError;
 use indicatif::ProgressBar;
@@ -55,6 +57,10 @@ pub struct Args {
     /// run as Chrome trace-event JSON, which Perfetto and chrome://tracing open.
     #[arg(long, value_name = "FILE.json")]
     trace: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    generated: InputArgs,
 }
 
 #[derive(Serialize)]
@@ -114,26 +120,32 @@ pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), Ki
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let (session, import) = timed(|| Session::load(&args.model));
+    let limits = args.limits.limits();
+    let (session, import) = timed(|| Session::load_with(&args.model, limits));
     let mut session = session?;
     let given = session.read_inputs(&args.inputs)?;
-    let inputs = session.prepare(&args.dims, given, memory::Limit::from_system())?;
+    let inputs = session.prepare(&args.dims, given, args.generated.memory(&limits))?;
     let (stats, passes) = timed(|| session.optimize());
     stats?;
     let graph = &session.model().graph;
 
     let jit = Jit::with_threads(threads);
-    let (exe, codegen) = timed(|| jit.prepare(graph));
+    let (exe, codegen) = timed(|| kiln_ir::limits::scoped(&building(&limits), || jit.prepare(graph)));
     let exe = exe.map_err(KilnError::exec("jit"))?;
     let backends = if args.no_interp { 1 } else { 2 };
     let bar = super::progress::bar(u64::from(args.warmup + args.runs) * backends, "runs", progress && !args.json);
-    let (jit_outputs, jit_latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "jit", &bar)?;
+    // The limits' deadline holds for all runs of one backend together.
+    let measure = |exe: &dyn Executable, backend| {
+        kiln_ir::limits::scoped(&limits, || measure(exe, &inputs, args.warmup, args.runs, backend, &bar))
+    };
+    let (jit_outputs, jit_latency) = measure(exe.as_ref(), "jit")?;
     drop(exe);
     let peak_rss_bytes = peak_rss_bytes();
     let profile = match (args.profile, &args.trace) {
         (None, None) => None,
         _ => {
-            let (steps, times) = profile_steps(&jit, graph, &inputs, args.warmup, args.runs)?;
+            let profile = || profile_steps(&jit, graph, &inputs, args.warmup, args.runs);
+            let (steps, times) = kiln_ir::limits::scoped(&building(&limits), profile)?;
             if let Some(path) = &args.trace {
                 let name = args.model.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
                 files::write_all_atomic(&[(path.clone(), trace::to_json(&name, threads, &times))])?;
@@ -157,7 +169,7 @@ pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), Ki
     };
     if !args.no_interp {
         let exe = Interpreter.prepare(graph).map_err(KilnError::exec("interp"))?;
-        let (interp_outputs, latency) = measure(exe.as_ref(), &inputs, args.warmup, args.runs, "interp", &bar)?;
+        let (interp_outputs, latency) = measure(exe.as_ref(), "interp")?;
         report.ratio = Some(latency.median_ms / report.jit.median_ms);
         report.max_abs_diff = Some(stats::max_abs_diff(&jit_outputs, &interp_outputs));
         report.interp = Some(latency);

@@ -1,8 +1,10 @@
 //! `kiln compile MODEL -o DIR [--dim SYM=N]... [--prefix NAME] [--json]`: ahead-of-time compilation into an
 //! object file of kernels, the optimized model and Rust glue (see [`crate::aot`]).
 
+use super::limits::LimitArgs;
 use super::{parse_dim, print_json};
 use crate::aot::{self, Artifact};
+use crate::driver::building;
 use crate::KilnError;
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,10 +25,14 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
-    let artifact = aot::compile_dir(&args.model, &args.output, &args.prefix, &args.dims)?;
+    let limits = building(&args.limits.limits());
+    let compile = || aot::compile_dir(&args.model, &args.output, &args.prefix, &args.dims);
+    let artifact = kiln_ir::limits::scoped(&limits, compile)?;
     if args.json {
         print_json(out, &artifact)
     } else {

@@ -1,6 +1,7 @@
 //! `kiln inspect MODEL [--dim SYM=N]... [--json] [--text] [--dot FILE] [--passes]`: what a model
 //! takes, gives and costs; with `--passes`, what each optimization pass did to it.
 
+use super::limits::LimitArgs;
 use super::{parse_dim, print_json};
 use crate::driver::{files, Session};
 use crate::stats::{ModelStats, Port};
@@ -34,6 +35,8 @@ pub struct Args {
     /// native kernel, or an interpreter fallback), fused groups, ops that fell back, arena size.
     #[arg(long)]
     plan: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -52,11 +55,12 @@ struct Report {
 }
 
 pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
-    let mut session = Session::load(&args.model)?;
+    let limits = args.limits.limits();
+    let mut session = Session::load_with(&args.model, limits)?;
     session.bind_dims(&args.dims)?;
     let stats = ModelStats::of(session.model());
     let plan = match args.plan {
-        true => crate::Compiler::new().compile_model(session.model().clone())?.plan().cloned(),
+        true => crate::Compiler::new().limits(limits).compile_model(session.model().clone())?.plan().cloned(),
         false => None,
     };
     let passes = if args.passes { Some(session.optimize()?) } else { None };

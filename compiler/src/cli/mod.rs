@@ -7,6 +7,7 @@ mod classes;
 mod compile;
 mod conformance;
 mod inspect;
+mod limits;
 mod opt;
 mod progress;
 mod report;

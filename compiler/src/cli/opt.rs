@@ -2,6 +2,7 @@
 //! optimizer (simplification, reparameterization, fusion), written back as ONNX, with what each
 //! pass did.
 
+use super::limits::LimitArgs;
 use super::print_json;
 use crate::driver::Session;
 use crate::KilnError;
@@ -19,6 +20,8 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -29,7 +32,7 @@ struct Report {
 }
 
 pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
-    let mut session = Session::load(&args.model)?;
+    let mut session = Session::load_with(&args.model, args.limits.limits())?;
     let passes = session.optimize()?;
     session.save(&args.output)?;
     let report = Report { model: args.model, output: args.output, passes };

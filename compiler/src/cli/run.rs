@@ -1,13 +1,14 @@
 //! `kiln run MODEL [--input NAME=FILE.npy]... [--dim SYM=N]... [--out DIR] [--backend B]
-//! [--compare] [--labels FILE.npy] [--json]`: runs a model and reports (and optionally writes)
+//! [--compare] [--labels FILE.npy] [--json] [limit flags]`: runs a model and reports (and optionally writes)
 //! each output, with the time it took. A `[N, C]` float output is read as class scores: its
 //! predicted classes are listed, and scored against `--labels`. `--compare` runs the other
 //! backend too and reports its time and the largest difference. Every output is computed and
 //! encoded before the first file is written.
 
 use super::classes::{self, Accuracy};
+use super::limits::{InputArgs, LimitArgs};
 use super::{parse_dim, parse_input, print_json};
-use crate::driver::{files, memory, BackendKind, Session};
+use crate::driver::{files, BackendKind, Session};
 use crate::stats::{self, TensorSummary};
 use crate::{npy, KilnError};
 use kiln_ir::Tensor;
@@ -44,6 +45,10 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    generated: InputArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -92,7 +97,9 @@ fn timed_run(session: &Session, backend: BackendKind, inputs: &[Tensor]) -> Resu
     let start = Instant::now();
     let exe = session.compile(backend)?;
     let compiled = Instant::now();
-    let outputs = exe.run(inputs).map_err(KilnError::exec(backend.name()))?;
+    // The run, not the compilation, is held to the session's limits (its deadline included).
+    let outputs =
+        kiln_ir::limits::scoped(session.limits(), || exe.run(inputs)).map_err(KilnError::exec(backend.name()))?;
     let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
     Ok((outputs, Timing { compile_ms: ms(start, compiled), run_ms: ms(compiled, Instant::now()) }))
 }
@@ -105,10 +112,11 @@ fn other(backend: BackendKind) -> BackendKind {
 }
 
 pub fn execute(args: Args, out: &mut dyn Write) -> Result<(), KilnError> {
-    let mut session = Session::load(&args.model)?;
+    let limits = args.limits.limits();
+    let mut session = Session::load_with(&args.model, limits)?;
     let labels = args.labels.as_deref().map(classes::read_labels).transpose()?;
     let given = session.read_inputs(&args.inputs)?;
-    let inputs = session.prepare(&args.dims, given, memory::Limit::from_system())?;
+    let inputs = session.prepare(&args.dims, given, args.generated.memory(&limits))?;
     let (results, timing) = timed_run(&session, args.backend, &inputs)?;
     let compared = if args.compare {
         let backend = other(args.backend);

@@ -1,5 +1,6 @@
 //! Matching user-given input tensors to graph inputs: names, dtypes and shapes, binding symbolic
-//! dims (from `--dim` and from the given tensors' shapes), and generating the inputs not given.
+//! dims (from `--dim` and from the given tensors' shapes), and generating the inputs not given
+//! (up to a size cap).
 
 use crate::KilnError;
 use kiln_ir::{Dim, Graph, Tensor, TensorType};
@@ -61,12 +62,13 @@ pub fn bind_dims(
 
 /// Binds `dims` and the symbols the given tensors determine, re-infers the graph, and returns one
 /// tensor per graph input: given ones checked against the declared types, the rest generated with
-/// [`Tensor::seeded`]. `before_generate` (the memory check) runs once every type is known, before
-/// anything is allocated.
+/// [`Tensor::seeded`], each of at most `max_generated` bytes. `before_generate` (the memory check)
+/// runs once every type is known, before anything is allocated.
 pub fn bind_and_fill(
     graph: &mut Graph,
     dims: &[(String, usize)],
     given: Vec<GivenInput>,
+    max_generated: u64,
     before_generate: impl FnOnce(&Graph) -> Result<(), KilnError>,
 ) -> Result<Vec<Tensor>, KilnError> {
     check_names(graph, given.iter().map(|g| g.name.as_str()))?;
@@ -92,6 +94,11 @@ pub fn bind_and_fill(
         .map(|s| match s {
             Source::Given(t) => Ok(t),
             Source::Generate { name, dtype, shape } => {
+                let ty = TensorType::known(dtype, &shape);
+                let bytes = super::memory::value_bytes(&ty).unwrap_or(u64::MAX);
+                if bytes > max_generated {
+                    return Err(KilnError::GeneratedInputTooLarge { name, ty, bytes, limit: max_generated });
+                }
                 Tensor::seeded(dtype, &shape, &name, 0.0, 1.0).map_err(|source| KilnError::Generate { name, source })
             }
         })

@@ -1,30 +1,54 @@
 //! The memory check before a run: the peak bytes of live values, from the inferred types alone,
-//! against what the machine has (`MemAvailable` in `/proc/meminfo`, else a fixed cap). A dim
+//! against what the machine has (`MemAvailable` in `/proc/meminfo`, else a fixed cap) and the
+//! `max_total_bytes` limit; and the cap on inputs Kiln generates itself. A dim
 //! typo like `--dim batch=100000000` is refused with the value that would need too much, before
 //! anything is allocated.
 
 use crate::KilnError;
-use kiln_ir::{Graph, Op, TensorType, ValueRef};
+use kiln_ir::{Graph, Limits, Op, TensorType, ValueRef};
 use std::collections::HashMap;
 
 /// The cap used when `/proc/meminfo` cannot be read: 8 GiB.
 pub const FALLBACK_LIMIT: u64 = 8 << 30;
+
+/// The largest input `kiln run` and `kiln bench` generate themselves: 256 MiB. A model that
+/// declares a dim of 2^31 would otherwise get an 8 GiB input made up for it.
+pub const DEFAULT_GENERATED_INPUT_BYTES: u64 = 256 << 20;
 
 /// How much memory a run may use, and where that number came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {
     pub bytes: u64,
     pub source: &'static str,
+    /// The largest input tensor generated for an input not given.
+    pub generated_input_bytes: u64,
 }
 
 impl Limit {
-    /// `MemAvailable` from `/proc/meminfo`, or [`FALLBACK_LIMIT`].
+    /// `MemAvailable` from `/proc/meminfo` (or [`FALLBACK_LIMIT`]), no more than the current
+    /// limits' `max_total_bytes`.
     pub fn from_system() -> Limit {
-        std::fs::read_to_string("/proc/meminfo")
+        Limit::from_limits(&kiln_ir::limits::current())
+    }
+
+    /// The smaller of what the machine has available and `limits.max_total_bytes`.
+    pub fn from_limits(limits: &Limits) -> Limit {
+        let available = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|text| mem_available(&text))
-            .map(|bytes| Limit { bytes, source: "MemAvailable in /proc/meminfo" })
-            .unwrap_or(Limit { bytes: FALLBACK_LIMIT, source: "Kiln's fixed cap; /proc/meminfo is unreadable" })
+            .map(|bytes| (bytes, "MemAvailable in /proc/meminfo"))
+            .unwrap_or((FALLBACK_LIMIT, "Kiln's fixed cap; /proc/meminfo is unreadable"));
+        let (bytes, source) = if limits.max_total_bytes < available.0 {
+            (limits.max_total_bytes, "the max_total_bytes limit, set with --max-total-bytes")
+        } else {
+            available
+        };
+        Limit { bytes, source, generated_input_bytes: DEFAULT_GENERATED_INPUT_BYTES }
+    }
+
+    /// The same, generating inputs of up to `bytes`.
+    pub fn generating_up_to(self, bytes: u64) -> Limit {
+        Limit { generated_input_bytes: bytes, ..self }
     }
 }
 
@@ -143,7 +167,7 @@ mod tests {
 
     #[test]
     fn too_large_runs_are_refused_by_name() {
-        let limit = Limit { bytes: 1000, source: "test" };
+        let limit = Limit { bytes: 1000, source: "test", generated_input_bytes: 1000 };
         assert!(check(&chain(10), limit).is_ok());
         let err = check(&chain(1000), limit).unwrap_err().to_string();
         assert!(err.contains("f32[1000]") && err.contains("3.9 KiB"), "{err}");

@@ -1,5 +1,6 @@
 //! The session API the CLI and tests use: load a model, bind dims and inputs, check memory, run on
-//! a backend, optimize and save. Each step adds the context (file, input, backend) that turns a
+//! a backend, optimize and save — each step under the session's [`Limits`] (the deadline applies
+//! to runs only). Each step adds the context (file, input, backend) that turns a
 //! lower layer's error into a [`KilnError`] a user can act on.
 //!
 //! - [`inputs`]: matching given tensors to graph inputs, binding dims, generating the rest;
@@ -14,9 +15,12 @@ pub use inputs::GivenInput;
 
 use crate::{npy, KilnError, Model};
 use kiln_backends::{interp, jit, Backend, Executable};
+use kiln_ir::limits::{self, Limits};
 use kiln_ir::{Op, Tensor};
+use kiln_passes::fold::DEFAULT_MAX_FOLD_BYTES;
 use kiln_passes::{ConstantFold, DeadCode, EGraphPass, Evaluator, PassManager, PassStats};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Which backend runs the model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -45,29 +49,63 @@ impl BackendKind {
     }
 }
 
-/// Constant folding evaluates through the reference interpreter's kernels.
-struct InterpEvaluator;
+/// The limits for importing, binding, optimizing and compiling: all but the deadline, which
+/// holds for runs only.
+pub fn building(limits: &Limits) -> Limits {
+    Limits { deadline: None, ..*limits }
+}
+
+/// The time one optimization may spend evaluating constants, all nodes together: a constant
+/// `Loop` of 2^63 trips must not make compilation hang. Past it, nothing more is folded.
+const FOLD_BUDGET: Duration = Duration::from_secs(5);
+
+/// Constant folding evaluates through the reference interpreter's kernels, under the current
+/// limits and with what is left of a [`FOLD_BUDGET`] shared by every evaluation as deadline.
+struct InterpEvaluator {
+    until: Instant,
+}
 
 impl Evaluator for InterpEvaluator {
     fn eval(&self, op: &Op, inputs: &[Option<Tensor>], num_outputs: usize) -> Result<Vec<Tensor>, String> {
-        interp::eval_node(op, inputs, num_outputs).map_err(|e| e.to_string())
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("constant folding has spent its budget of {FOLD_BUDGET:?}"));
+        }
+        let limits = Limits { deadline: Some(left), ..limits::current() };
+        limits::scoped(&limits, || interp::eval_node(op, inputs, num_outputs)).map_err(|e| e.to_string())
     }
 }
 
-/// One model being worked on.
+/// One model being worked on, with the resource limits every step runs under.
 #[derive(Clone, Debug)]
 pub struct Session {
     model: Model,
+    limits: Limits,
 }
 
 impl Session {
-    /// Imports an ONNX file.
+    /// Imports an ONNX file under the default limits.
     pub fn load(path: &Path) -> Result<Session, KilnError> {
-        Ok(Session { model: crate::onnx::import::load_file(path)? })
+        Session::load_with(path, Limits::default())
+    }
+
+    /// Imports an ONNX file under `limits` (which the session keeps for its later steps).
+    pub fn load_with(path: &Path, limits: Limits) -> Result<Session, KilnError> {
+        let model = limits::scoped(&building(&limits), || crate::onnx::import::load_file(path))?;
+        Ok(Session { model, limits })
     }
 
     pub fn from_model(model: Model) -> Session {
-        Session { model }
+        Session { model, limits: Limits::default() }
+    }
+
+    /// Replaces the limits later steps run under.
+    pub fn with_limits(self, limits: Limits) -> Session {
+        Session { limits, ..self }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn model(&self) -> &Model {
@@ -102,7 +140,8 @@ impl Session {
 
     /// Binds symbolic input dims (for `inspect`: concrete FLOPs and value sizes).
     pub fn bind_dims(&mut self, dims: &[(String, usize)]) -> Result<(), KilnError> {
-        inputs::bind_dims(&mut self.model.graph, dims, &Default::default())
+        let graph = &mut self.model.graph;
+        limits::scoped(&building(&self.limits), || inputs::bind_dims(graph, dims, &Default::default()))
     }
 
     /// Binds `dims` (and the dims given tensors fix), checks the peak memory against `limit`,
@@ -113,7 +152,12 @@ impl Session {
         given: Vec<GivenInput>,
         limit: memory::Limit,
     ) -> Result<Vec<Tensor>, KilnError> {
-        inputs::bind_and_fill(&mut self.model.graph, dims, given, |g| memory::check(g, limit).map(drop))
+        let graph = &mut self.model.graph;
+        limits::scoped(&building(&self.limits), || {
+            inputs::bind_and_fill(graph, dims, given, limit.generated_input_bytes, |g| {
+                memory::check(g, limit).map(drop)
+            })
+        })
     }
 
     /// Prepares the model on a backend. The JIT compiles an optimized copy (the passes of
@@ -126,16 +170,19 @@ impl Session {
             BackendKind::Jit => {
                 let mut optimized = self.clone();
                 optimized.optimize()?;
-                backend.backend()?.prepare(&optimized.model.graph).map_err(exec)
+                limits::scoped(&building(&self.limits), || {
+                    backend.backend()?.prepare(&optimized.model.graph).map_err(exec)
+                })
             }
         }
     }
 
-    /// Runs the model; returns each graph output with its name.
+    /// Runs the model; returns each graph output with its name. The run (not the compilation
+    /// before it) is held to the limits' deadline.
     pub fn run(&self, backend: BackendKind, inputs: &[Tensor]) -> Result<Vec<(String, Tensor)>, KilnError> {
         let exec = KilnError::exec(backend.name());
         let exe = self.compile(backend)?;
-        let outputs = exe.run(inputs).map_err(exec)?;
+        let outputs = limits::scoped(&self.limits, || exe.run(inputs)).map_err(exec)?;
         let g = &self.model.graph;
         Ok(g.outputs().iter().map(|&v| g.value_name(v).to_string()).zip(outputs).collect())
     }
@@ -143,11 +190,15 @@ impl Session {
     /// Constant folding (through the interpreter's kernels) and dead-code removal, then the
     /// e-graph optimizer (simplification, reparameterization, fusion) on what is left.
     pub fn optimize(&mut self) -> Result<Vec<PassStats>, KilnError> {
+        let limits = building(&self.limits);
+        let until = Instant::now() + FOLD_BUDGET;
+        let fold_bytes = limits.max_tensor_bytes.min(DEFAULT_MAX_FOLD_BYTES);
         let passes = PassManager::new()
-            .with(ConstantFold::new(Box::new(InterpEvaluator)))
+            .with(ConstantFold::new(Box::new(InterpEvaluator { until })).max_bytes(fold_bytes))
             .with(DeadCode)
-            .with(EGraphPass::all(std::sync::Arc::new(InterpEvaluator)));
-        Ok(passes.run(&mut self.model.graph)?)
+            .with(EGraphPass::all(std::sync::Arc::new(InterpEvaluator { until })));
+        let graph = &mut self.model.graph;
+        Ok(limits::scoped(&limits, || passes.run(graph))?)
     }
 
     /// Writes the model as ONNX (atomically: a temporary file, then a rename).

@@ -1,6 +1,7 @@
 //! The context shape/dtype inference runs in, its error type, and helpers shared by op families
 //! (broadcasting, axis normalization, reading constant inputs, fresh symbols for data-dependent dims).
 
+use crate::limits::MAX_RANK;
 use crate::{DType, Dim, Tensor, TensorType};
 
 /// Why an op's output types could not be inferred from its inputs: the op's validation failed.
@@ -64,14 +65,27 @@ impl<'a> InferCtx<'a> {
     }
 
     /// The element count of a 1-D input whose values are only known at run time (axes, shapes).
+    /// It becomes a rank, so it is checked against [`MAX_RANK`] before anything is sized by it.
     pub fn runtime_len(&self, i: usize, what: &str) -> Result<usize, InferError> {
         let t = self.input(i)?;
-        match t.shape.as_slice() {
+        let n = match t.shape.as_slice() {
             [d] => {
                 d.known().ok_or_else(|| self.error(format!("{what} must be constant or 1-D of known length, got {t}")))
             }
             _ => Err(self.error(format!("{what} must be 1-D, got {t}"))),
+        }?;
+        self.check_rank(n, what)?;
+        Ok(n)
+    }
+
+    /// Refuses a rank above [`MAX_RANK`]; `what` says where it comes from.
+    pub fn check_rank(&self, rank: usize, what: &str) -> Result<(), InferError> {
+        if rank > MAX_RANK {
+            return Err(
+                self.error(format!("{what} has {rank} entries, more than the {MAX_RANK} dims a tensor may have"))
+            );
         }
+        Ok(())
     }
 
     /// `rank` fresh dims, for outputs whose extents depend on run-time values.

@@ -283,6 +283,15 @@ impl Op {
     /// Output types from input types (and constant input values, where known). This is also the
     /// op's validation: an error means the node is malformed.
     pub fn infer(&self, cx: &InferCtx) -> Result<Vec<TensorType>, InferError> {
+        let types = self.infer_types(cx)?;
+        for t in &types {
+            cx.check_rank(t.rank(), "an output")?;
+        }
+        Ok(types)
+    }
+
+    /// The op's own shape/dtype rule (see [`Op::infer`]).
+    fn infer_types(&self, cx: &InferCtx) -> Result<Vec<TensorType>, InferError> {
         match self {
             Op::Input => Err(cx.error("graph inputs carry declared types; nothing to infer".into())),
             Op::Constant(t) => Ok(vec![t.tensor_type()]),
@@ -303,7 +312,8 @@ impl Op {
             Op::ConvTranspose(c) => c.infer(cx),
             Op::Gemm(g) => g.infer(cx),
             Op::MatMul => nn::infer_matmul(cx),
-            Op::BatchNorm { .. } | Op::InstanceNorm { .. } => movement::infer_same_as_first(cx, DType::is_float),
+            Op::BatchNorm { .. } => nn::infer_channel_norm(cx, 4),
+            Op::InstanceNorm { .. } => nn::infer_channel_norm(cx, 2),
             Op::LayerNorm { axis, .. } => nn::infer_layer_norm(cx, *axis),
             Op::Lrn(_) => movement::infer_same_as_first(cx, DType::is_float),
             Op::Pool(p) => p.infer(cx),

@@ -38,7 +38,7 @@ pub(crate) fn infer_concat(cx: &InferCtx, axis: i64) -> Result<Vec<TensorType>, 
                 shape[i] = b.clone();
             }
         }
-        total = total.zip(t.shape[axis].known()).map(|(s, d)| s + d);
+        total = total.zip(t.shape[axis].known()).and_then(|(s, d)| s.checked_add(d));
     }
     shape[axis] = total.map_or_else(|| cx.fresh("concat"), Dim::Known);
     Ok(vec![TensorType { dtype: first.dtype, shape }])
@@ -365,10 +365,14 @@ pub(crate) fn infer_tile(cx: &InferCtx) -> Result<Vec<TensorType>, InferError> {
             .iter()
             .zip(&r)
             .enumerate()
-            .map(|(i, (d, &k))| {
-                d.known().map_or_else(|| cx.fresh(format!("tile{i}")), |d| Dim::Known(d * k.max(0) as usize))
+            .map(|(i, (d, &k))| match d.known() {
+                None => Ok(cx.fresh(format!("tile{i}"))),
+                Some(d) => d
+                    .checked_mul(k.max(0) as usize)
+                    .map(Dim::Known)
+                    .ok_or_else(|| cx.error(format!("repeats {r:?} overflow axis {i} of {x}"))),
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
         Some(r) => return Err(cx.error(format!("repeats {r:?} must have one entry per dim of {x}"))),
         None => (0..x.rank()).map(|i| cx.fresh(format!("tile{i}"))).collect(),
     };
@@ -474,14 +478,11 @@ pub(crate) fn infer_pad(cx: &InferCtx) -> Result<Vec<TensorType>, InferError> {
         .zip(&amounts)
         .enumerate()
         .map(|(i, (d, &(b, e)))| match d.known() {
-            Some(n) => {
-                let v = n as i64 + b + e;
-                if v < 0 {
-                    Err(cx.error(format!("pads {pads:?} crop axis {i} below zero")))
-                } else {
-                    Ok(Dim::Known(v as usize))
-                }
-            }
+            Some(n) => match (n as i64).checked_add(b).and_then(|v| v.checked_add(e)) {
+                Some(v) if v >= 0 => Ok(Dim::Known(v as usize)),
+                Some(_) => Err(cx.error(format!("pads {pads:?} crop axis {i} below zero"))),
+                None => Err(cx.error(format!("pads {pads:?} overflow axis {i}"))),
+            },
             None if b == 0 && e == 0 => Ok(d.clone()),
             None => Ok(cx.fresh(format!("pad{i}"))),
         })

@@ -84,10 +84,16 @@ impl Window {
         };
         let mut output = vec![0; n];
         for i in 0..n {
-            let span = (kernel[i] - 1) * dilations[i] + 1;
+            let span = (kernel[i] - 1)
+                .checked_mul(dilations[i])
+                .and_then(|s| s.checked_add(1))
+                .ok_or_else(|| format!("kernel extent {} with dilation {} overflows", kernel[i], dilations[i]))?;
             match self.auto_pad {
                 AutoPad::NotSet => {
-                    let padded = input[i] + pads_begin[i] + pads_end[i];
+                    let padded = input[i]
+                        .checked_add(pads_begin[i])
+                        .and_then(|p| p.checked_add(pads_end[i]))
+                        .ok_or_else(|| format!("pads of spatial dim {i} overflow"))?;
                     if padded < span {
                         return Err(format!(
                             "window of extent {span} does not fit spatial dim {i} of extent {} (padded {padded})",
@@ -114,7 +120,9 @@ impl Window {
                 }
                 AutoPad::SameUpper | AutoPad::SameLower => {
                     output[i] = input[i].div_ceil(strides[i]);
-                    let total = (output[i].saturating_sub(1) * strides[i] + span).saturating_sub(input[i]);
+                    let covered = output[i].saturating_sub(1).checked_mul(strides[i]).and_then(|c| c.checked_add(span));
+                    let total = covered.ok_or_else(|| format!("window of extent {span} overflows spatial dim {i}"))?;
+                    let total = total.saturating_sub(input[i]);
                     let small = total / 2;
                     if self.auto_pad == AutoPad::SameUpper {
                         pads_begin[i] = small;
@@ -126,6 +134,11 @@ impl Window {
                 }
             }
         }
+        // A backend may materialize the padded plane: its extents must add up and fit in memory.
+        let padded: Option<Vec<usize>> =
+            (0..n).map(|i| input[i].checked_add(pads_begin[i])?.checked_add(pads_end[i])).collect();
+        let padded = padded.ok_or("the padded input overflows")?;
+        crate::tensor::check_alloc(crate::DType::F32, &padded).map_err(|e| format!("the padded input plane: {e}"))?;
         Ok(Geometry { kernel: kernel.to_vec(), strides, dilations, pads_begin, pads_end, output })
     }
 }
@@ -341,6 +354,21 @@ pub(crate) fn infer_matmul(cx: &InferCtx) -> Result<Vec<TensorType>, InferError>
         shape.push(b_shape[rb - 1].clone());
     }
     Ok(vec![TensorType { dtype: a.dtype, shape }])
+}
+
+/// BatchNormalization (`params` = 4: scale, bias, mean, var) and InstanceNormalization (2:
+/// scale, bias): float data, and one parameter per channel (dim 1) in each parameter input.
+pub(crate) fn infer_channel_norm(cx: &InferCtx, params: usize) -> Result<Vec<TensorType>, InferError> {
+    let x = cx.expect_dtype(0, DType::is_float)?;
+    let channels = x.shape.get(1).and_then(Dim::known);
+    for i in 1..=params {
+        let p = cx.input(i)?;
+        let (Some(c), Some(n)) = (channels, p.numel()) else { continue };
+        if n != c {
+            return Err(cx.error(format!("input {i} {p} must hold one value for each of the {c} channels of {x}")));
+        }
+    }
+    Ok(vec![x.clone()])
 }
 
 pub(crate) fn infer_layer_norm(cx: &InferCtx, axis: i64) -> Result<Vec<TensorType>, InferError> {

@@ -1,7 +1,7 @@
 //! [`ImportError`]: everything that can go wrong turning ONNX bytes into a Kiln graph, each variant
 //! naming the file, node, value or tensor it concerns.
 
-use kiln_ir::GraphError;
+use kiln_ir::{GraphError, LimitError};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -48,6 +48,9 @@ pub enum ImportError {
     Tensor { name: String, message: String },
     #[error("graph input '{name}': {message}")]
     Input { name: String, message: String },
+    /// The model passes a resource limit ([`kiln_ir::Limits`]).
+    #[error("node '{node}': {source}")]
+    Limit { node: String, source: LimitError },
     #[error("in subgraph '{attr}' of node '{node}': {source}")]
     Subgraph { node: String, attr: String, source: Box<ImportError> },
     /// Invalid attributes, input types or shapes, as the IR's shape rules report them.

@@ -258,6 +258,13 @@ fn input_type(vi: &ValueInfoProto, hint: Option<TensorType>) -> Result<TensorTyp
             _ => Ok(Dim::Sym(format!("{}_{i}", vi.name))),
         })
         .collect::<Result<_, _>>()?;
+    if shape.len() > kiln_ir::limits::MAX_RANK {
+        return Err(err(format!(
+            "has {} dims, more than the {} a tensor may have",
+            shape.len(),
+            kiln_ir::limits::MAX_RANK
+        )));
+    }
     let ty = TensorType { dtype, shape };
     if let Some(dims) = ty.concrete_shape() {
         kiln_ir::tensor::check_alloc(dtype, &dims).map_err(|e| err(e.to_string()))?;

@@ -34,7 +34,8 @@ pub use error::{ImportError, UnsupportedOp};
 
 use crate::Model;
 use graph::{node_name, Builder, Ctx};
-use onnx_protobuf::{GraphProto, ModelProto};
+use kiln_ir::limits::{Limit, LimitError, Limits};
+use onnx_protobuf::{GraphProto, ModelProto, NodeProto};
 use protobuf::Message;
 use std::collections::HashMap;
 use std::path::Path;
@@ -72,6 +73,7 @@ fn import(bytes: &[u8], base_dir: Option<&Path>, origin: &str) -> Result<Model, 
         .iter()
         .map(|o| (if is_default_domain(&o.domain) { "" } else { o.domain.as_str() }, o.version))
         .collect();
+    check_size(gp, &kiln_ir::limits::current())?;
     let mut unsupported = Vec::new();
     check_ops(gp, &opsets, &mut unsupported);
     if !unsupported.is_empty() {
@@ -88,6 +90,36 @@ fn import(bytes: &[u8], base_dir: Option<&Path>, origin: &str) -> Result<Model, 
 
 fn is_default_domain(domain: &str) -> bool {
     domain.is_empty() || domain == "ai.onnx"
+}
+
+/// Refuses a model with more nodes (nested graphs included) or deeper subgraph nesting than the
+/// limits allow, before anything is built from it.
+fn check_size(gp: &GraphProto, limits: &Limits) -> Result<(), ImportError> {
+    let mut nodes = 0usize;
+    // (graph, depth, the node that owns it) — an explicit stack, so nesting cannot overflow ours.
+    let mut stack = vec![(gp, 0usize, None::<&NodeProto>)];
+    while let Some((g, depth, owner)) = stack.pop() {
+        let name = || owner.map_or_else(|| "graph".to_string(), node_name);
+        if depth > limits.max_nesting {
+            let what = format!("its subgraphs nest {depth} deep");
+            return Err(ImportError::Limit {
+                node: name(),
+                source: LimitError::new(Limit::Nesting, limits.max_nesting as u64, what),
+            });
+        }
+        nodes = nodes.saturating_add(g.node.len());
+        if nodes > limits.max_nodes {
+            let what = format!("the model has at least {nodes} nodes");
+            return Err(ImportError::Limit {
+                node: name(),
+                source: LimitError::new(Limit::Nodes, limits.max_nodes as u64, what),
+            });
+        }
+        for n in &g.node {
+            stack.extend(attrs::Attrs::graphs(n).map(|(_, sub)| (sub, depth + 1, Some(n))));
+        }
+    }
+    Ok(())
 }
 
 /// Collects every node (nested graphs included) whose op the registry does not know, with the
