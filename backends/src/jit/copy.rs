@@ -4,7 +4,8 @@
 //! `OUTSIDE` reads the pad constant). Axes whose tables are affine and adjacent in memory are
 //! merged first, so most copies move whole contiguous runs with `memcpy`. Parallel over rows.
 //! Gather with indices computed at run time (token ids into an embedding table) copies whole
-//! rows by the checked indices ([`GatherStep`]).
+//! rows by the checked indices ([`GatherStep`]). A copy that is one contiguous run of an arena
+//! value is not run at all: lowering makes its output a view ([`CopyStep::run_start`]).
 
 use super::exec::Ptr;
 use super::pool::Workers;
@@ -39,6 +40,13 @@ impl CopyStep {
         let last = merged.last().expect("at least one table");
         let contiguous = affine(last).is_some_and(|(_, step)| step == 1 || last.len() == 1);
         CopyStep { tables: merged, fill, contiguous }
+    }
+
+    /// Where the output starts in the input, when it is one contiguous run of it (a slice or
+    /// split along the outermost axis that is not 1): the output can then be a view.
+    pub(crate) fn run_start(&self) -> Option<usize> {
+        let [only] = self.tables.as_slice() else { return None };
+        (self.contiguous && !only.is_empty()).then(|| usize::try_from(only[0]).ok()).flatten()
     }
 
     /// A Slice of `shape` (contiguous) by the resolved per-axis `plan`.

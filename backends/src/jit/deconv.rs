@@ -35,7 +35,8 @@ impl DeconvStep {
     pub(crate) fn new(ct: &ConvTranspose, x: &[usize], w: &Tensor, bias: Option<&Tensor>) -> Option<DeconvStep> {
         let ws = w.shape();
         let (rank, groups) = (x.len(), ct.group.max(1));
-        if !(3..=4).contains(&rank) || ws.len() != rank || ws[0] != x[1] || x[1] % groups != 0 {
+        let empty = x.iter().chain(ws).any(|&d| d == 0);
+        if empty || !(3..=4).contains(&rank) || ws.len() != rank || ws[0] != x[1] || x[1] % groups != 0 {
             return None;
         }
         let geo = ct.resolve(&x[2..], &ws[2..]).ok()?;

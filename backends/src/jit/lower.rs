@@ -642,6 +642,11 @@ impl Lowerer<'_, '_> {
         let node = g.node(id);
         let kernel = self.natives.remove(&id).expect("native nodes were planned with their role");
         let ins = g.node_inputs(id);
+        if let native::Kernel::Copy(parts) = &kernel {
+            if self.emit_views(id, parts) {
+                return;
+            }
+        }
         let xs: Vec<Vid> =
             (0..kernel.arity()).map(|i| self.vid[&ins[i].expect("native kernels read only present inputs")]).collect();
         let ys: Vec<Vid> = (0..node.outputs.len())
@@ -663,6 +668,26 @@ impl Lowerer<'_, '_> {
             writes: ys.clone(),
             kind: StepKind::Native(NativeStep { kernel, xs, ys, scratch }),
         });
+    }
+
+    /// Makes every output of a copy a view into its input's arena buffer, if each is one
+    /// contiguous run of it and none is placed in a Concat; whether it did.
+    fn emit_views(&mut self, id: NodeId, parts: &[super::copy::CopyStep]) -> bool {
+        let g = self.g;
+        let x = self.vid[&g.node_inputs(id)[0].expect("copies have a data input")];
+        let Storage::Buffer { buffer, offset } = self.vals[x].storage else { return false };
+        let starts: Option<Vec<usize>> = parts.iter().map(|p| p.run_start()).collect();
+        let Some(starts) = starts else { return false };
+        let outputs: Vec<ValueRef> = (0..parts.len()).map(|o| ValueRef { node: id, output: o }).collect();
+        if outputs.iter().any(|v| self.placement.contains_key(v)) {
+            return false;
+        }
+        for (v, start) in outputs.into_iter().zip(starts) {
+            let ty = g.value_type(v);
+            let y = self.new_val(Storage::Buffer { buffer, offset: offset + start }, ty.dtype, ty.concrete_shape());
+            self.vid.insert(v, y);
+        }
+        true
     }
 
     fn fail(&self, id: NodeId, message: String) -> ExecError {
