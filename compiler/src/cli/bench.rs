@@ -336,7 +336,8 @@ fn engine_shares(steps: &[StepReport]) -> String {
         .filter(|s| s.step.engine == Engine::Interpreter)
         .filter_map(|s| s.step.ops.first().map(String::as_str))
         .collect();
-    let interp = share(&|e| e == Engine::Interpreter);
+    // An empty sum is -0.0; adding 0.0 prints it as 0.0.
+    let interp = share(&|e| e == Engine::Interpreter) + 0.0;
     let listed = if fallback.is_empty() { String::new() } else { format!(" ({})", fallback.join(", ")) };
     format!(
         "native {:.1}% ({}), interpreter fallback {:.1}% in {} steps{listed}",
