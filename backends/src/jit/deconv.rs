@@ -35,14 +35,14 @@ impl DeconvStep {
     pub(crate) fn new(ct: &ConvTranspose, x: &[usize], w: &Tensor, bias: Option<&Tensor>) -> Option<DeconvStep> {
         let ws = w.shape();
         let (rank, groups) = (x.len(), ct.group.max(1));
-        let empty = x.iter().chain(ws).any(|&d| d == 0);
-        if empty || !(3..=4).contains(&rank) || ws.len() != rank || ws[0] != x[1] || x[1] % groups != 0 {
+        let empty = x.contains(&0) || ws.contains(&0);
+        if empty || !(3..=4).contains(&rank) || ws.len() != rank || ws[0] != x[1] || !x[1].is_multiple_of(groups) {
             return None;
         }
         let geo = ct.resolve(&x[2..], &ws[2..]).ok()?;
         let (cin_g, cout_g) = (x[1] / groups, ws[1]);
         let cout = cout_g * groups;
-        if bias.is_some_and(|b| b.len() != cout) || geo.output.iter().any(|&o| o == 0) {
+        if bias.is_some_and(|b| b.len() != cout) || geo.output.contains(&0) {
             return None;
         }
         // 1-D as 2-D with one row.

@@ -190,8 +190,19 @@ fn resize_in_every_mode() {
 #[test]
 fn conv_transpose_geometries() {
     use kiln_ir::op::{AutoPad, ConvTranspose, Window};
-    // (input, weight, group, strides, pads, output_padding, dilations, auto_pad, bias)
-    let cases: [(&[usize], &[usize], usize, &[usize], &[usize], &[usize], &[usize], AutoPad, bool); 7] = [
+    /// (input, weight, group, strides, pads, output_padding, dilations, auto_pad, bias)
+    type Case = (
+        &'static [usize],
+        &'static [usize],
+        usize,
+        &'static [usize],
+        &'static [usize],
+        &'static [usize],
+        &'static [usize],
+        AutoPad,
+        bool,
+    );
+    let cases: [Case; 7] = [
         (&[1, 4, 5, 6], &[4, 3, 2, 2], 1, &[2, 2], &[0, 0, 0, 0], &[], &[], AutoPad::NotSet, true),
         (&[2, 4, 3, 3], &[4, 2, 3, 3], 2, &[1, 1], &[1, 1, 1, 1], &[], &[], AutoPad::NotSet, false),
         (&[1, 3, 4, 5], &[3, 5, 3, 3], 1, &[2, 3], &[1, 0, 2, 1], &[1, 2], &[], AutoPad::NotSet, true),
