@@ -252,7 +252,8 @@ pub(crate) fn plan(g: &Graph, id: NodeId, f32_static: bool) -> Option<Kernel> {
         | Op::TopK { .. }
         | Op::ScatterElements { .. }
         | Op::ScatterNd { .. }
-        | Op::NonZero => None,
+        | Op::NonZero
+        | Op::Recurrent(_) => None,
     };
     // Every output must have a static shape (and, for typed kernels, a supported dtype).
     let outputs_ok = (0..node.outputs.len()).all(|o| {
