@@ -29,7 +29,9 @@ pub(crate) use exec::{check_inputs, Check};
 use exec::{execute, Plan};
 use kernel::{input, KResult};
 use kiln_ir::{Graph, Op, Tensor, ValueRef};
+pub(crate) use movement::pad_source;
 use norm::SoftmaxKind;
+pub(crate) use resize::{roi_per_axis, source_coord, taps, Taps};
 
 /// The reference interpreter backend.
 #[derive(Clone, Copy, Debug, Default)]

@@ -171,7 +171,7 @@ pub(crate) fn tile(ins: &[Option<Tensor>]) -> KResult<Tensor> {
 
 /// Where output index `o` along an axis of extent `n` with `begin` padding reads from, per mode
 /// (`None`: the constant).
-fn pad_source(mode: PadMode, o: usize, begin: i64, n: usize) -> Option<usize> {
+pub(crate) fn pad_source(mode: PadMode, o: usize, begin: i64, n: usize) -> Option<usize> {
     let i = o as i128 - begin as i128;
     let n = n as i128;
     if (0..n).contains(&i) {

@@ -8,7 +8,7 @@ use kiln_ir::{DType, Tensor};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
 /// The input taps (index, weight) one output element reads; `None` means the extrapolation value.
-type Taps = Option<Vec<(usize, f64)>>;
+pub(crate) type Taps = Option<Vec<(usize, f64)>>;
 
 /// Resize(x, roi?, scales?, sizes?).
 pub(crate) fn resize(r: &Resize, ins: &[Option<Tensor>]) -> KResult<Tensor> {
@@ -39,7 +39,7 @@ pub(crate) fn resize(r: &Resize, ins: &[Option<Tensor>]) -> KResult<Tensor> {
 }
 
 /// Per-axis `(start, end)` of the region of interest (only `tf_crop_and_resize` reads it).
-fn roi_per_axis(r: &Resize, rank: usize, roi: Option<&Tensor>) -> KResult<Vec<(f64, f64)>> {
+pub(crate) fn roi_per_axis(r: &Resize, rank: usize, roi: Option<&Tensor>) -> KResult<Vec<(f64, f64)>> {
     let mut out = vec![(0.0, 1.0); rank];
     let Some(roi) = roi.filter(|t| !t.is_empty() && r.coord == ResizeCoord::TfCropAndResize) else {
         return Ok(out);
@@ -59,7 +59,14 @@ fn roi_per_axis(r: &Resize, rank: usize, roi: Option<&Tensor>) -> KResult<Vec<(f
 
 /// The input coordinate output index `o` maps to. As in the ONNX reference, the resized length
 /// in these formulas is the unrounded `scale * n_in`.
-fn source_coord(coord: ResizeCoord, o: usize, scale: f64, n_in: usize, n_out: usize, roi: (f64, f64)) -> f64 {
+pub(crate) fn source_coord(
+    coord: ResizeCoord,
+    o: usize,
+    scale: f64,
+    n_in: usize,
+    n_out: usize,
+    roi: (f64, f64),
+) -> f64 {
     let (x, n_in_f) = (o as f64, n_in as f64);
     let resized = scale * n_in_f;
     match coord {
@@ -82,7 +89,7 @@ fn source_coord(coord: ResizeCoord, o: usize, scale: f64, n_in: usize, n_out: us
 }
 
 /// The taps for source coordinate `c` on an axis of `n` inputs resized by `scale`.
-fn taps(r: &Resize, c: f64, n: usize, scale: f64) -> Taps {
+pub(crate) fn taps(r: &Resize, c: f64, n: usize, scale: f64) -> Taps {
     let last = n as f64 - 1.0;
     if r.coord == ResizeCoord::TfCropAndResize && (c < 0.0 || c > last) {
         return None;

@@ -16,7 +16,7 @@ use super::pool::{Workers, MIN_PARALLEL_WORK};
 use super::program::HostFn;
 use crate::interp::{check_inputs, dispatch, Check};
 use crate::ExecError;
-use kiln_ir::{Graph, Tensor};
+use kiln_ir::{DType, Element, Graph, Tensor};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -224,9 +224,19 @@ impl Compiled {
                 }
                 StepKind::Pool(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
                 StepKind::GlobalPool(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
-                StepKind::Softmax(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
                 StepKind::Lrn(p) => p.run(w, f.ptr(p.x), f.ptr(p.y)),
                 StepKind::Concat(c) => with_ptrs(f, c.parts.iter().map(|p| p.x), |ins| c.run(ins, f.ptr(c.y))),
+                StepKind::Native(n) => {
+                    let scratch = n.scratch.map_or(Ptr(std::ptr::null_mut()), |v| f.ptr(v));
+                    with_ptrs(f, n.xs.iter().copied(), |xs| {
+                        with_ptrs(f, n.ys.iter().copied(), |ys| n.run(w, xs, ys, scratch))
+                    })
+                    .map_err(|message| ExecError::Kernel {
+                        node: s.nodes[0].clone(),
+                        op: s.ops[0].clone(),
+                        message,
+                    })?;
+                }
                 StepKind::Interp { op, inputs, outputs } => {
                     let ins: Vec<Option<Tensor>> =
                         inputs.iter().map(|v| v.map(|v| f.tensor(v)).transpose()).collect::<Result<_, _>>()?;
@@ -285,7 +295,7 @@ impl Frame<'_> {
             Storage::Input(i) => data_ptr(&self.inputs[*i]),
             // SAFETY: buffer offsets lie inside the arena (memory::assign).
             Storage::Buffer { buffer, offset } => unsafe {
-                self.arena.add(self.lowered.buffer_offsets[*buffer] + offset * std::mem::size_of::<f32>())
+                self.arena.add(self.lowered.buffer_offsets[*buffer] + offset * val.dtype.size_of())
             },
             Storage::Boxed(s) => self.boxed[*s].as_ref().map_or(std::ptr::null_mut(), data_ptr),
         };
@@ -302,9 +312,19 @@ impl Frame<'_> {
             Storage::Buffer { .. } => {
                 let shape = val.shape.as_ref().ok_or_else(|| missing(v))?;
                 let n: usize = shape.iter().product();
-                // SAFETY: the buffer holds `n` f32 written by an earlier step.
-                let data = unsafe { std::slice::from_raw_parts(self.ptr(v).0, n) }.to_vec();
-                return Tensor::from_vec(shape, data).map_err(|e| missing_msg(e.to_string()));
+                fn read<T: Element>(p: Ptr, shape: &[usize], n: usize) -> Result<Tensor, ExecError> {
+                    // SAFETY: the buffer holds `n` values of `T` written by an earlier step.
+                    let data = unsafe { std::slice::from_raw_parts(p.0 as *const T, n) }.to_vec();
+                    Tensor::from_vec(shape, data).map_err(|e| missing_msg(e.to_string()))
+                }
+                let p = self.ptr(v);
+                return match val.dtype {
+                    DType::F32 => read::<f32>(p, shape, n),
+                    DType::I32 => read::<i32>(p, shape, n),
+                    DType::I64 => read::<i64>(p, shape, n),
+                    DType::Bool => read::<bool>(p, shape, n),
+                    other => Err(missing_msg(format!("no arena values of dtype {other}"))),
+                };
             }
         };
         match &val.shape {

@@ -1,5 +1,5 @@
-//! Native kernels written in Rust for ops that are not elementwise or products: 2-D max/average
-//! pooling, global pooling, Softmax/LogSoftmax over rows, LRN across channels and Concat. Each
+//! Native kernels written in Rust for windowed and channel ops: 2-D max/average pooling, global
+//! pooling, LRN across channels and Concat (the other native kernels are planned by `native`). Each
 //! is specialized by the geometry fixed at lowering and parallel over independent planes/rows.
 
 use super::exec::Ptr;
@@ -91,36 +91,6 @@ impl GlobalPoolStep {
                 } else {
                     src.iter().sum::<f32>() / self.plane as f32
                 };
-            }
-        });
-    }
-}
-
-/// Softmax or LogSoftmax over contiguous rows (computed in f64, as the interpreter does).
-#[derive(Clone, Debug)]
-pub(crate) struct SoftmaxStep {
-    pub x: Vid,
-    pub y: Vid,
-    pub log: bool,
-    pub rows: usize,
-    pub cols: usize,
-}
-
-impl SoftmaxStep {
-    /// # Safety
-    /// `x` and `y` hold `rows × cols` values (they may be the same buffer).
-    pub(crate) unsafe fn run(&self, workers: &Workers, x: Ptr, y: Ptr) {
-        workers.for_each(self.rows, self.cols * 8, |r| {
-            // SAFETY: row `r` is in bounds; reads finish before writes within a row.
-            unsafe {
-                let src = x.add(r * self.cols);
-                let dst = y.add(r * self.cols);
-                let max = (0..self.cols).map(|i| *src.add(i) as f64).fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = (0..self.cols).map(|i| (*src.add(i) as f64 - max).exp()).sum();
-                for i in 0..self.cols {
-                    let v = *src.add(i) as f64 - max;
-                    *dst.add(i) = if self.log { v - sum.ln() } else { v.exp() / sum } as f32;
-                }
             }
         });
     }

@@ -2,16 +2,18 @@
 //! a value with no step (input, constant, or a Reshape-like alias of its input's bytes); a
 //! member of a fused group (an optional Conv/MatMul/Gemm anchor plus a chain of elementwise ops
 //! that read the group's running value in place, compiled into one Cranelift kernel); a native
-//! host kernel (pooling, Softmax, LRN, Concat); or a call into the interpreter's kernel for
-//! everything else (control flow, integer ops, data-dependent shapes). A Concat's inputs that
+//! host kernel (pooling, LRN, Concat); a native kernel that `native` plans (Softmax, norms,
+//! reductions, movement, Resize); or a call into the interpreter's kernel for everything else
+//! (control flow, integer ops, data-dependent shapes). A Concat's inputs that
 //! native steps produce are placed in the Concat's output buffer, so nothing is copied. Buffers
 //! get arena offsets from their lifetimes (`memory`).
 
 use super::gemm::{block_depth, PackedLhs};
-use super::host::{average_counts, ConcatPart, ConcatStep, GlobalPoolStep, LrnStep, PoolStep, SoftmaxStep};
+use super::host::{average_counts, ConcatPart, ConcatStep, GlobalPoolStep, LrnStep, PoolStep};
 use super::linalg::{ConvAlgo, ConvStep, Mat, MatMulStep, Padded};
 use super::memory::{self, Lifetime};
 use super::microkernel;
+use super::native::{self, NativeStep};
 use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
 use super::window::Window;
 use crate::ExecError;
@@ -29,8 +31,9 @@ pub(crate) enum Storage {
     Const(Tensor),
     /// Graph input `i`, as the caller passed it.
     Input(usize),
-    /// Arena buffer `buffer` from element `offset` on (f32, contiguous): a Concat's inputs are
-    /// views into its output's buffer, so producers write their part in place.
+    /// Arena buffer `buffer` from element `offset` on (of the value's dtype, contiguous): a
+    /// Concat's inputs are views into its output's buffer, so producers write their part in
+    /// place.
     Buffer { buffer: usize, offset: usize },
     /// Slot `s` of the per-run table of tensors an interpreter kernel produced.
     Boxed(usize),
@@ -62,9 +65,9 @@ pub(crate) enum StepKind {
     MatMul(MatMulStep, Option<Elementwise>),
     Pool(PoolStep),
     GlobalPool(GlobalPoolStep),
-    Softmax(SoftmaxStep),
     Lrn(LrnStep),
     Concat(ConcatStep),
+    Native(NativeStep),
     /// An interpreter kernel: the op, its inputs (absent optional ones as `None`), its outputs.
     Interp {
         op: Op,
@@ -129,6 +132,8 @@ enum Role {
     /// Member of fused group `g`.
     Group(usize),
     Host,
+    /// A kernel `native::plan` builds.
+    Native,
     Interp,
 }
 
@@ -154,8 +159,10 @@ pub(crate) fn lower(g: &Graph, sink: &mut dyn KernelSink) -> Result<Lowered, Exe
         boxed: 0,
         placement: HashMap::new(),
         concat_buffers: HashMap::new(),
+        natives: HashMap::new(),
     };
-    let (roles, groups) = l.assign_roles(&order);
+    let (roles, groups, natives) = l.assign_roles(&order);
+    l.natives = natives;
     l.placement = l.place_concat_inputs(&order, &roles, &groups);
     for &id in &order {
         l.emit(id, &roles, &groups)?;
@@ -196,6 +203,8 @@ struct Lowerer<'g, 's> {
     placement: HashMap<ValueRef, (NodeId, usize)>,
     /// The buffer of each Concat whose output is not itself placed in another.
     concat_buffers: HashMap<NodeId, usize>,
+    /// The kernel of each `Role::Native` node, planned once (weights packed once).
+    natives: HashMap<NodeId, native::Kernel>,
 }
 
 /// The concrete f32 shape of a value, if it has one.
@@ -207,9 +216,11 @@ fn f32_shape(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {
 impl Lowerer<'_, '_> {
     // ---- roles -------------------------------------------------------------------------
 
-    fn assign_roles(&self, order: &[NodeId]) -> (HashMap<NodeId, Role>, Vec<Group>) {
+    #[allow(clippy::type_complexity)]
+    fn assign_roles(&self, order: &[NodeId]) -> (HashMap<NodeId, Role>, Vec<Group>, HashMap<NodeId, native::Kernel>) {
         let g = self.g;
         let mut roles = HashMap::new();
+        let mut natives = HashMap::new();
         let mut groups: Vec<Group> = Vec::new();
         let outputs: Vec<ValueRef> = g.outputs().to_vec();
         for &id in order {
@@ -217,8 +228,14 @@ impl Lowerer<'_, '_> {
             let role = match &node.op {
                 Op::Input => Role::Input,
                 Op::Constant(_) => Role::Const,
-                _ if !self.all_static(id) => Role::Interp,
-                op if is_alias(op, node.outputs.len()) => Role::Alias,
+                op if is_alias(op, node.outputs.len()) && self.static_shapes(id) => Role::Alias,
+                _ if !self.all_static(id) => match native::plan(g, id, false) {
+                    Some(kernel) => {
+                        natives.insert(id, kernel);
+                        Role::Native
+                    }
+                    None => Role::Interp,
+                },
                 _ if self.is_anchor(id) => {
                     groups.push(Group { anchor: Some(id), members: vec![] });
                     Role::Group(groups.len() - 1)
@@ -243,11 +260,26 @@ impl Lowerer<'_, '_> {
                     Role::Group(gid)
                 }
                 op if self.host_kernel(id, op) => Role::Host,
-                _ => Role::Interp,
+                _ => match native::plan(g, id, true) {
+                    Some(kernel) => {
+                        natives.insert(id, kernel);
+                        Role::Native
+                    }
+                    None => Role::Interp,
+                },
             };
             roles.insert(id, role);
         }
-        (roles, groups)
+        (roles, groups, natives)
+    }
+
+    /// Every input and output has a concrete shape, whatever its dtype.
+    fn static_shapes(&self, id: NodeId) -> bool {
+        let g = self.g;
+        let node = g.node(id);
+        let concrete = |v: ValueRef| g.value_type(v).concrete_shape().is_some();
+        (0..node.outputs.len()).all(|o| concrete(ValueRef { node: id, output: o }))
+            && g.node_inputs(id).into_iter().flatten().all(concrete)
     }
 
     /// Every input and output is f32 with a concrete shape, or a constant (shape inputs).
@@ -287,10 +319,6 @@ impl Lowerer<'_, '_> {
                 node.outputs.len() == 1 && x.is_some_and(|s| s.len() == 4) && dil_one && kind_ok
             }
             Op::GlobalPool(kind) => matches!(kind, PoolKind::Max | PoolKind::Average { .. }),
-            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => x.is_some_and(|s| {
-                let a = if *axis < 0 { *axis + s.len() as i64 } else { *axis };
-                *legacy || a == s.len() as i64 - 1
-            }),
             Op::Lrn(l) => l.size > 0 && x.is_some_and(|s| s.len() >= 3),
             Op::Concat { .. } => true,
             _ => false,
@@ -361,17 +389,22 @@ impl Lowerer<'_, '_> {
     }
 
     fn new_buffer(&mut self, shape: Vec<usize>) -> Vid {
-        self.buffers += 1;
-        self.new_val(Storage::Buffer { buffer: self.buffers - 1, offset: 0 }, DType::F32, Some(shape))
+        self.new_typed_buffer(shape, DType::F32)
     }
 
-    /// The buffer for native output `v`: its part of the Concat it is placed in, the buffer its
-    /// own inputs were placed in (for a Concat), or a new one.
+    fn new_typed_buffer(&mut self, shape: Vec<usize>, dtype: DType) -> Vid {
+        self.buffers += 1;
+        self.new_val(Storage::Buffer { buffer: self.buffers - 1, offset: 0 }, dtype, Some(shape))
+    }
+
+    /// The buffer for native output `v` (of its graph dtype): its part of the Concat it is
+    /// placed in, the buffer its own inputs were placed in (for a Concat), or a new one.
     fn output_buffer(&mut self, v: ValueRef, shape: Vec<usize>) -> Vid {
+        let dtype = self.g.value_type(v).dtype;
         let home = self.home(v).or_else(|| self.concat_buffers.get(&v.node).map(|&b| (b, 0)));
         match home {
-            Some((buffer, offset)) => self.new_val(Storage::Buffer { buffer, offset }, DType::F32, Some(shape)),
-            None => self.new_buffer(shape),
+            Some((buffer, offset)) => self.new_val(Storage::Buffer { buffer, offset }, dtype, Some(shape)),
+            None => self.new_typed_buffer(shape, dtype),
         }
     }
 
@@ -417,7 +450,7 @@ impl Lowerer<'_, '_> {
                     Some(Role::Group(gid)) => {
                         groups[*gid].members.last().copied().or(groups[*gid].anchor) == Some(v.node)
                     }
-                    Some(Role::Host) => true,
+                    Some(Role::Host | Role::Native) => true,
                     _ => false,
                 };
                 let once = ins.iter().flatten().filter(|&u| u == v).count() == 1;
@@ -491,6 +524,7 @@ impl Lowerer<'_, '_> {
                 self.vid.insert(ValueRef::first(id), v);
             }
             Role::Host => self.emit_host(id)?,
+            Role::Native => self.emit_native(id),
             Role::Interp => self.emit_interp(id),
             Role::Group(gid) => {
                 let grp = &groups[gid];
@@ -561,13 +595,6 @@ impl Lowerer<'_, '_> {
                 planes: xs[0] * xs.get(1).copied().unwrap_or(1),
                 plane: xs.iter().skip(2).product(),
             }),
-            Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => {
-                let a = if *axis < 0 { (*axis + xs.len() as i64) as usize } else { *axis as usize };
-                let cols: usize = if *legacy { xs[a.min(xs.len())..].iter().product() } else { xs[a] };
-                let total: usize = xs.iter().product();
-                let log = matches!(node.op, Op::LogSoftmax { .. });
-                StepKind::Softmax(SoftmaxStep { x, y, log, rows: total.checked_div(cols).unwrap_or(0), cols })
-            }
             Op::Lrn(lrn) => StepKind::Lrn(LrnStep {
                 x,
                 y,
@@ -608,6 +635,59 @@ impl Lowerer<'_, '_> {
             kind,
         });
         Ok(())
+    }
+
+    fn emit_native(&mut self, id: NodeId) {
+        let g = self.g;
+        let node = g.node(id);
+        let kernel = self.natives.remove(&id).expect("native nodes were planned with their role");
+        let ins = g.node_inputs(id);
+        if let native::Kernel::Copy(parts) = &kernel {
+            if self.emit_views(id, parts) {
+                return;
+            }
+        }
+        let xs: Vec<Vid> =
+            (0..kernel.arity()).map(|i| self.vid[&ins[i].expect("native kernels read only present inputs")]).collect();
+        let ys: Vec<Vid> = (0..node.outputs.len())
+            .map(|o| {
+                let v = ValueRef { node: id, output: o };
+                let shape = g.value_type(v).concrete_shape().expect("native kernels have static outputs");
+                let y = self.output_buffer(v, shape);
+                self.vid.insert(v, y);
+                y
+            })
+            .collect();
+        let scratch = kernel.scratch_len().map(|len| self.new_buffer(vec![len]));
+        self.steps.push(Step {
+            nodes: vec![node.name.clone()],
+            ops: vec![node.op.onnx_name().to_string()],
+            engine: Engine::Host,
+            // A scratch buffer lives for its step only.
+            reads: xs.iter().copied().chain(scratch).collect(),
+            writes: ys.clone(),
+            kind: StepKind::Native(NativeStep { kernel, xs, ys, scratch }),
+        });
+    }
+
+    /// Makes every output of a copy a view into its input's arena buffer, if each is one
+    /// contiguous run of it and none is placed in a Concat; whether it did.
+    fn emit_views(&mut self, id: NodeId, parts: &[super::copy::CopyStep]) -> bool {
+        let g = self.g;
+        let x = self.vid[&g.node_inputs(id)[0].expect("copies have a data input")];
+        let Storage::Buffer { buffer, offset } = self.vals[x].storage else { return false };
+        let starts: Option<Vec<usize>> = parts.iter().map(|p| p.run_start()).collect();
+        let Some(starts) = starts else { return false };
+        let outputs: Vec<ValueRef> = (0..parts.len()).map(|o| ValueRef { node: id, output: o }).collect();
+        if outputs.iter().any(|v| self.placement.contains_key(v)) {
+            return false;
+        }
+        for (v, start) in outputs.into_iter().zip(starts) {
+            let ty = g.value_type(v);
+            let y = self.new_val(Storage::Buffer { buffer, offset: offset + start }, ty.dtype, ty.concrete_shape());
+            self.vid.insert(v, y);
+        }
+        true
     }
 
     fn fail(&self, id: NodeId, message: String) -> ExecError {
@@ -848,7 +928,9 @@ impl Lowerer<'_, '_> {
         let end = self.steps.len();
         let touch = |v: Vid, at: usize, lt: &mut Vec<Option<Lifetime>>| {
             if let Storage::Buffer { buffer: b, offset } = self.vals[v].storage {
-                let bytes = self.vals[v].shape.as_ref().map_or(0, |s| (offset + s.iter().product::<usize>()) * 4);
+                let val = &self.vals[v];
+                let bytes =
+                    val.shape.as_ref().map_or(0, |s| (offset + s.iter().product::<usize>()) * val.dtype.size_of());
                 let e = lt[b].get_or_insert(Lifetime { bytes, first: at, last: at });
                 e.bytes = e.bytes.max(bytes);
                 e.first = e.first.min(at);

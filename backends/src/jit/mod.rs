@@ -1,7 +1,8 @@
 //! The Cranelift JIT backend. [`Jit::compile`] lowers a graph with concrete shapes into a plan
 //! of steps — fused elementwise groups compiled by Cranelift into f32x4 kernels, the GEMM core
 //! for Conv/MatMul/Gemm with their epilogue (bias, activation, residual) generated and applied
-//! in place, native pooling/Softmax/LRN/Concat kernels, and calls into the interpreter's
+//! in place, native kernels for pooling, LRN, Concat, Softmax, norms, reductions, data movement,
+//! Resize and ConvTranspose, and calls into the interpreter's
 //! kernels for everything else — with every intermediate in one arena sized by a liveness plan.
 //! Graphs with symbolic dims are compiled on first use for each distinct set of input shapes.
 //! [`Jit::compile_object`] writes the kernels as an object file instead, and [`Jit::link`]
@@ -14,7 +15,14 @@
 //! - `gemm`: the packed GEMM core (blocking, packing — im2col included — threads, matrix–vector);
 //! - `microkernel`: the GEMM's register-tiled inner kernels, one per instruction set;
 //! - `linalg`: MatMul/Gemm and convolution steps on the GEMM core, depthwise convolution;
-//! - `host`: native pooling, Softmax, LRN, Concat;
+//! - `host`: native pooling, LRN, Concat;
+//! - `native`: which other ops get a native kernel, and its geometry from shapes and constants;
+//! - `norm`: Softmax/LogSoftmax over any axis, LayerNormalization, InstanceNormalization;
+//! - `reduce`: Reduce* over any constant axes;
+//! - `copy`: Slice, Split, Pad, Tile, Gather as per-axis offset tables;
+//! - `resize`: Resize over the last two axes from precomputed taps;
+//! - `deconv`: ConvTranspose as GEMM + col2im;
+//! - `typed`: elementwise ops on bool/i32/i64 values (comparisons, Where, Cast, logic);
 //! - `window`: sliding windows over a plane (depthwise convolution, pooling), eight outputs at a time;
 //! - `pool`: the fork-join worker pool for intra-op parallelism;
 //! - `exec`: running a plan (pointers, arena pool) — all calls into generated code.
@@ -32,6 +40,8 @@
 //! ```
 
 mod codegen;
+mod copy;
+mod deconv;
 mod exec;
 mod gemm;
 mod host;
@@ -39,10 +49,17 @@ mod linalg;
 mod lower;
 mod memory;
 mod microkernel;
+mod native;
+#[cfg(test)]
+mod native_tests;
+mod norm;
 mod pool;
 mod program;
+mod reduce;
+mod resize;
 #[cfg(test)]
 mod tests;
+mod typed;
 mod window;
 
 pub use codegen::ElementwiseFn;
@@ -244,18 +261,31 @@ pub struct PlanStep {
     pub nodes: Vec<String>,
     pub ops: Vec<String>,
     pub engine: Engine,
+    /// Whether the step runs compiled or native code (every engine but the interpreter).
+    pub native: bool,
     /// How the GEMM core computes a convolution: `im2col`, `shifted`, `pointwise` or `depthwise`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'static str>,
 }
 
 impl PlanStep {
+    /// An engine's name in reports: `cranelift`, `gemm`, `host` (a native Rust kernel) or
+    /// `interpreter` (a fallback to the interpreter's kernel).
+    pub fn engine_name(engine: Engine) -> &'static str {
+        match engine {
+            Engine::Cranelift => "cranelift",
+            Engine::Gemm => "gemm",
+            Engine::Host => "host",
+            Engine::Interpreter => "interpreter",
+        }
+    }
+
     /// The engine, and the method where there is one (`gemm/shifted`).
     pub fn engine_label(&self) -> String {
-        let engine = format!("{:?}", self.engine).to_lowercase();
+        let engine = Self::engine_name(self.engine);
         match self.method {
             Some(m) => format!("{engine}/{m}"),
-            None => engine,
+            None => engine.to_string(),
         }
     }
 }
@@ -283,6 +313,7 @@ impl PlanReport {
                 nodes: s.nodes.clone(),
                 ops: s.ops.clone(),
                 engine: s.engine,
+                native: s.engine != Engine::Interpreter,
                 method: match &s.kind {
                     lower::StepKind::Conv(c, _) => Some(c.algo.name()),
                     _ => None,

@@ -14,7 +14,7 @@ use crate::stats;
 use crate::KilnError;
 use indicatif::ProgressBar;
 use kiln_backends::interp::Interpreter;
-use kiln_backends::jit::{Jit, PlanStep, StepTimes};
+use kiln_backends::jit::{Engine, Jit, PlanStep, StepTimes};
 use kiln_backends::{Backend, Executable};
 use kiln_ir::{NodeId, Tensor};
 use serde::Serialize;
@@ -330,7 +330,34 @@ fn print_profile(out: &mut dyn Write, steps: &[StepReport], slowest: usize) -> s
     }
     by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
     let shares: Vec<String> = by_op.iter().map(|(op, share)| format!("{op} {:.1}%", 100.0 * share)).collect();
-    writeln!(out, "by op     {}", shares.join(", "))
+    writeln!(out, "by op     {}", shares.join(", "))?;
+    writeln!(out, "engines   {}", engine_shares(steps))
+}
+
+/// Where the time went by engine: native (and each native engine's part), then the
+/// interpreter fallback with the ops that fell back.
+fn engine_shares(steps: &[StepReport]) -> String {
+    let share =
+        |f: &dyn Fn(Engine) -> bool| -> f64 { steps.iter().filter(|s| f(s.step.engine)).map(|s| s.share).sum() };
+    let native: Vec<String> = [Engine::Gemm, Engine::Cranelift, Engine::Host]
+        .into_iter()
+        .map(|e| format!("{} {:.1}%", PlanStep::engine_name(e), 100.0 * share(&|x| x == e)))
+        .collect();
+    let fallback: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.step.engine == Engine::Interpreter)
+        .filter_map(|s| s.step.ops.first().map(String::as_str))
+        .collect();
+    // An empty sum is -0.0; adding 0.0 prints it as 0.0.
+    let interp = share(&|e| e == Engine::Interpreter) + 0.0;
+    let listed = if fallback.is_empty() { String::new() } else { format!(" ({})", fallback.join(", ")) };
+    format!(
+        "native {:.1}% ({}), interpreter fallback {:.1}% in {} steps{listed}",
+        100.0 * (1.0 - interp),
+        native.join(", "),
+        100.0 * interp,
+        fallback.len()
+    )
 }
 
 #[cfg(test)]

@@ -63,8 +63,13 @@ mod tests {
     use kiln_backends::jit::{Engine, PlanStep};
 
     fn step(op: &str, ms: Vec<f64>) -> StepTimes {
-        let step =
-            PlanStep { nodes: vec![format!("{op}_0")], ops: vec![op.into()], engine: Engine::Gemm, method: None };
+        let step = PlanStep {
+            nodes: vec![format!("{op}_0")],
+            ops: vec![op.into()],
+            engine: Engine::Gemm,
+            native: true,
+            method: None,
+        };
         StepTimes { step, ms }
     }
 
