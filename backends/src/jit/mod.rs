@@ -8,6 +8,7 @@
 //! builds the same plan around them in another program, with no code generation at start-up.
 //!
 //! - `program`: what an elementwise kernel computes (a small f32 program) over which loop nest;
+//! - `math`: vectorized exp, log, tanh, sigmoid, erf, … written once for generated code and tests;
 //! - `codegen`: Cranelift module, host ISA detection, kernel emission;
 //! - `lower`: graph → steps (roles, fusion groups, storage of each value);
 //! - `memory`: arena offsets from buffer lifetimes;
@@ -31,12 +32,15 @@
 //! assert_eq!(out[0].to_vec::<f32>(), vec![0.0, 0.5, 2.0, 0.0, 4.0]);
 //! ```
 
+#[cfg(test)]
+mod activation_tests;
 mod codegen;
 mod exec;
 mod gemm;
 mod host;
 mod linalg;
 mod lower;
+mod math;
 mod memory;
 mod microkernel;
 mod pool;
