@@ -13,7 +13,9 @@ use super::lower::KernelSink;
 use super::math::{Lanes, MathFn};
 use super::program::{HostFn, Instr, LoopNest, Program};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, AbiParam, Endianness, InstBuilder, MemFlagsData, SigRef, Type, Value};
+use cranelift_codegen::ir::{
+    types, AbiParam, ConstantData, Endianness, InstBuilder, MemFlagsData, SigRef, Type, Value,
+};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
@@ -360,6 +362,14 @@ impl ClifLanes<'_, '_> {
     fn cast(&mut self, to: Type, v: Value) -> Value {
         self.b.ins().bitcast(to, MemFlagsData::new().with_endianness(Endianness::Little), v)
     }
+
+    /// A vector constant from the constant pool (one load, often folded into its use; a splat
+    /// of a scalar constant is rematerialized at every use as three instructions).
+    fn vconst(&mut self, ty: Type, lane: [u8; 4]) -> Value {
+        let bytes: Vec<u8> = lane.iter().copied().cycle().take(16).collect();
+        let c = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
+        self.b.ins().vconst(ty, c)
+    }
 }
 
 impl Lanes for ClifLanes<'_, '_> {
@@ -367,8 +377,7 @@ impl Lanes for ClifLanes<'_, '_> {
     type I = Value;
     type M = Value;
     fn splat(&mut self, c: f32) -> Value {
-        let s = self.b.ins().f32const(c);
-        self.b.ins().splat(types::F32X4, s)
+        self.vconst(types::F32X4, c.to_le_bytes())
     }
     fn add(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().fadd(a, b)
@@ -428,8 +437,7 @@ impl Lanes for ClifLanes<'_, '_> {
         self.cast(types::F32X4, a)
     }
     fn iconst(&mut self, c: i32) -> Value {
-        let s = self.b.ins().iconst(types::I32, c as i64);
-        self.b.ins().splat(types::I32X4, s)
+        self.vconst(types::I32X4, c.to_le_bytes())
     }
     fn iadd(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().iadd(a, b)

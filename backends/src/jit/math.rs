@@ -405,9 +405,11 @@ fn softplus<L: Lanes>(l: &mut L, x: L::F) -> L::F {
 
 /// The lanes as plain `f32`s: the reference the tests measure (and the arithmetic generated
 /// code performs, lane by lane, when the CPU has FMA).
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Scalar;
 
+#[cfg(test)]
 impl Lanes for Scalar {
     type F = f32;
     type I = i32;
