@@ -4,13 +4,18 @@
 //! [`Program`] over a [`LoopNest`] — as
 //! `extern "C" fn(operands: *const *mut f32, begin, end, host: *const *const u8)`, looping the
 //! outermost extent over `begin..end` (so callers can split it across threads), the innermost in
-//! f32x4 vectors plus a scalar tail. Host functions (exp, erf, …) are called through the `host`
-//! table ([`HostFn::table`]), so kernels import no symbols and objects link anywhere.
+//! f32x4 vectors plus a scalar tail. Transcendentals (exp, erf, …) are emitted inline from
+//! `math` (the tail runs them on a splat, so it rounds as the vectors do); the few host functions
+//! left (trigonometry, Pow) are called through the `host` table ([`HostFn::table`]), so kernels
+//! import no symbols and objects link anywhere.
 
 use super::lower::KernelSink;
+use super::math::{Lanes, MathFn};
 use super::program::{HostFn, Instr, LoopNest, Program};
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, SigRef, Type, Value};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    types, AbiParam, ConstantData, Endianness, InstBuilder, MemFlagsData, SigRef, Type, Value,
+};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
@@ -306,6 +311,7 @@ impl Emitter<'_, '_> {
                 Instr::Floor(a) => self.b.ins().floor(r(a)),
                 Instr::Ceil(a) => self.b.ins().ceil(r(a)),
                 Instr::Nearest(a) => self.b.ins().nearest(r(a)),
+                Instr::Math(f, a) => self.math(ty, *f, r(a)),
                 Instr::Call(f, args) => {
                     let args: Vec<Value> = args.iter().map(r).collect();
                     self.call(ty, *f, &args)
@@ -314,6 +320,17 @@ impl Emitter<'_, '_> {
             regs.push(v);
         }
         *regs.last().expect("programs are never empty")
+    }
+
+    /// `f` inline on an f32x4 (a scalar goes through lane 0 of a splat).
+    fn math(&mut self, ty: Type, f: MathFn, x: Value) -> Value {
+        let v = if ty == types::F32 { self.b.ins().splat(types::F32X4, x) } else { x };
+        let y = f.eval(&mut ClifLanes { b: &mut self.b, has_fma: self.has_fma }, v);
+        if ty == types::F32 {
+            self.b.ins().extractlane(y, 0)
+        } else {
+            y
+        }
     }
 
     /// A host call through the table, lane by lane for vectors.
@@ -332,5 +349,112 @@ impl Emitter<'_, '_> {
             acc = self.b.ins().insertlane(acc, y, lane);
         }
         acc
+    }
+}
+
+/// [`Lanes`] as Cranelift IR: f32x4 values, i32x4 integers and masks.
+struct ClifLanes<'a, 'f> {
+    b: &'a mut FunctionBuilder<'f>,
+    has_fma: bool,
+}
+
+impl ClifLanes<'_, '_> {
+    fn cast(&mut self, to: Type, v: Value) -> Value {
+        self.b.ins().bitcast(to, MemFlagsData::new().with_endianness(Endianness::Little), v)
+    }
+
+    /// A vector constant from the constant pool (one load, often folded into its use; a splat
+    /// of a scalar constant is rematerialized at every use as three instructions).
+    fn vconst(&mut self, ty: Type, lane: [u8; 4]) -> Value {
+        let bytes: Vec<u8> = lane.iter().copied().cycle().take(16).collect();
+        let c = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
+        self.b.ins().vconst(ty, c)
+    }
+}
+
+impl Lanes for ClifLanes<'_, '_> {
+    type F = Value;
+    type I = Value;
+    type M = Value;
+    fn splat(&mut self, c: f32) -> Value {
+        self.vconst(types::F32X4, c.to_le_bytes())
+    }
+    fn add(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fadd(a, b)
+    }
+    fn sub(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fsub(a, b)
+    }
+    fn mul(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fmul(a, b)
+    }
+    fn div(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fdiv(a, b)
+    }
+    fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
+        if self.has_fma {
+            self.b.ins().fma(a, b, c)
+        } else {
+            let p = self.b.ins().fmul(a, b);
+            self.b.ins().fadd(p, c)
+        }
+    }
+    fn min(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fmin(a, b)
+    }
+    fn max(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fmax(a, b)
+    }
+    fn abs(&mut self, a: Value) -> Value {
+        self.b.ins().fabs(a)
+    }
+    fn round(&mut self, a: Value) -> Value {
+        self.b.ins().nearest(a)
+    }
+    fn lt(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fcmp(FloatCC::LessThan, a, b)
+    }
+    fn eq(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().fcmp(FloatCC::Equal, a, b)
+    }
+    fn is_nan(&mut self, a: Value) -> Value {
+        self.b.ins().fcmp(FloatCC::Unordered, a, a)
+    }
+    fn select(&mut self, m: Value, t: Value, e: Value) -> Value {
+        let m = self.cast(types::F32X4, m);
+        self.b.ins().bitselect(m, t, e)
+    }
+    fn to_int(&mut self, a: Value) -> Value {
+        self.b.ins().fcvt_to_sint_sat(types::I32X4, a)
+    }
+    fn to_float(&mut self, a: Value) -> Value {
+        self.b.ins().fcvt_from_sint(types::F32X4, a)
+    }
+    fn bits(&mut self, a: Value) -> Value {
+        self.cast(types::I32X4, a)
+    }
+    fn from_bits(&mut self, a: Value) -> Value {
+        self.cast(types::F32X4, a)
+    }
+    fn iconst(&mut self, c: i32) -> Value {
+        self.vconst(types::I32X4, c.to_le_bytes())
+    }
+    fn iadd(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().iadd(a, b)
+    }
+    fn isub(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().isub(a, b)
+    }
+    fn and(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().band(a, b)
+    }
+    fn or(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().bor(a, b)
+    }
+    fn shl(&mut self, a: Value, n: u8) -> Value {
+        self.b.ins().ishl_imm_u(a, i64::from(n))
+    }
+    fn ushr(&mut self, a: Value, n: u8) -> Value {
+        self.b.ins().ushr_imm_u(a, i64::from(n))
     }
 }

@@ -17,7 +17,7 @@ use super::native::{self, NativeStep};
 use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
 use super::window::Window;
 use crate::ExecError;
-use kiln_ir::op::PoolKind;
+use kiln_ir::op::{Binary, PoolKind};
 use kiln_ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 use std::collections::HashMap;
 
@@ -344,8 +344,15 @@ impl Lowerer<'_, '_> {
             }
             Op::Binary(b) => {
                 let a = load(&mut p, 0);
-                let c = load(&mut p, 1);
-                p.binary(*b, a, c)?;
+                // Pow by a constant the program spells out reads no exponent operand.
+                let by_const = match (b, scalar_const(1)) {
+                    (Binary::Pow, Some(Some(e))) => p.pow_const(a, e),
+                    _ => None,
+                };
+                if by_const.is_none() {
+                    let c = load(&mut p, 1);
+                    p.binary(*b, a, c)?;
+                }
             }
             Op::Variadic(v) if !ins.is_empty() => {
                 let regs: Vec<Reg> = (0..ins.len()).map(|i| load(&mut p, i)).collect();
@@ -1105,6 +1112,7 @@ fn remap(i: Instr, map: &[Reg]) -> Instr {
         Floor(a) => Floor(r(a)),
         Ceil(a) => Ceil(r(a)),
         Nearest(a) => Nearest(r(a)),
+        Math(f, a) => Math(f, r(a)),
         Call(f, args) => Call(f, args.into_iter().map(r).collect()),
     }
 }

@@ -9,6 +9,7 @@
 //! builds the same plan around them in another program, with no code generation at start-up.
 //!
 //! - `program`: what an elementwise kernel computes (a small f32 program) over which loop nest;
+//! - `math`: vectorized exp, log, tanh, sigmoid, erf, … written once for generated code and tests;
 //! - `codegen`: Cranelift module, host ISA detection, kernel emission;
 //! - `lower`: graph → steps (roles, fusion groups, storage of each value);
 //! - `memory`: arena offsets from buffer lifetimes;
@@ -39,6 +40,8 @@
 //! assert_eq!(out[0].to_vec::<f32>(), vec![0.0, 0.5, 2.0, 0.0, 4.0]);
 //! ```
 
+#[cfg(test)]
+mod activation_tests;
 mod codegen;
 mod copy;
 mod deconv;
@@ -47,6 +50,7 @@ mod gemm;
 mod host;
 mod linalg;
 mod lower;
+mod math;
 mod memory;
 mod microkernel;
 mod native;

@@ -3,13 +3,15 @@
 //! operand, element strides — 0 for a broadcast dim). Fused chains, conv/GEMM epilogues,
 //! BatchNorm at inference, Transpose and Expand are all a program over a loop nest.
 
+use super::math::MathFn;
 use kiln_ir::op::{Binary, Unary, Variadic};
 
 /// Index of an instruction inside its [`Program`].
 pub(crate) type Reg = usize;
 
 /// Scalar functions generated code calls on the host through a table, one lane at a time:
-/// the IR's own definitions, so the JIT and the interpreter agree bit for bit.
+/// the IR's own definitions, for the rare maps with no vector form in `math` (trigonometry,
+/// hyperbolic inverses, Pow with a variable exponent).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum HostFn {
     Unary(Unary),
@@ -34,9 +36,7 @@ macro_rules! host_unary {
     };
 }
 
-host_unary!(
-    Exp, Log, Tanh, Sigmoid, Erf, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh, Acosh, Atanh, Softplus, Mish
-);
+host_unary!(Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh, Acosh, Atanh);
 
 impl HostFn {
     fn of_unary(op: Unary) -> Option<HostFn> {
@@ -90,6 +90,8 @@ pub(crate) enum Instr {
     Ceil(Reg),
     /// Round half to even.
     Nearest(Reg),
+    /// A vectorized transcendental, computed inline.
+    Math(MathFn, Reg),
     Call(HostFn, Vec<Reg>),
 }
 
@@ -133,8 +135,16 @@ impl Program {
             }
             Unary::HardSigmoid { alpha, beta } => self.hard_sigmoid(x, alpha, beta),
             Unary::HardSwish => {
-                let h = self.hard_sigmoid(x, 1.0 / 6.0, 0.5);
-                self.push(Mul(x, h))
+                // x·clamp(x + 3, 0, 6)/6: x/6 + ½ would cancel near −3 (1/6 is inexact in f32).
+                let three = self.push(Const(3.0));
+                let six = self.push(Const(6.0));
+                let zero = self.push(Const(0.0));
+                let t = self.push(Add(x, three));
+                let t = self.push(Min(t, six));
+                let t = self.push(Max(t, zero));
+                let y = self.push(Mul(x, t));
+                let sixth = self.push(Const(1.0 / 6.0));
+                self.push(Mul(y, sixth))
             }
             Unary::Softsign => {
                 let one = self.push(Const(1.0));
@@ -142,7 +152,95 @@ impl Program {
                 let d = self.push(Add(one, a));
                 self.push(Div(x, d))
             }
+            Unary::Exp => self.push(Math(MathFn::Exp, x)),
+            Unary::Log => self.push(Math(MathFn::Log, x)),
+            Unary::Tanh => self.push(Math(MathFn::Tanh, x)),
+            Unary::Sigmoid => self.push(Math(MathFn::Sigmoid, x)),
+            Unary::Erf => self.push(Math(MathFn::Erf, x)),
+            Unary::Softplus => self.push(Math(MathFn::Softplus, x)),
+            Unary::Mish => {
+                let s = self.push(Math(MathFn::Softplus, x));
+                let t = self.push(Math(MathFn::Tanh, s));
+                self.push(Mul(x, t))
+            }
+            Unary::Gelu { tanh_approx: false } => {
+                let p = self.push(Math(MathFn::NormCdf, x));
+                self.push(Mul(x, p))
+            }
+            Unary::Gelu { tanh_approx: true } => {
+                // ½(1 + tanh u) = sigmoid(2u), u = √(2/π)·(x + 0.044715·x³): no cancellation below 0.
+                let k0 = 2.0 * (2.0 / std::f64::consts::PI).sqrt();
+                let c0 = self.push(Const(k0 as f32));
+                let c1 = self.push(Const((k0 * 0.044715) as f32));
+                let x2 = self.push(Mul(x, x));
+                let k = self.push(MulAdd(c1, x2, c0));
+                let u = self.push(Mul(x, k));
+                let s = self.push(Math(MathFn::Sigmoid, u));
+                self.push(Mul(x, s))
+            }
+            Unary::Elu { alpha } => self.elu(x, alpha, false),
+            Unary::Selu { alpha, gamma } => {
+                let e = self.elu(x, alpha, false);
+                let g = self.push(Const(gamma));
+                self.push(Mul(e, g))
+            }
+            // max(0, x) + min(0, α·(e^{x/α} − 1)) is max(0, x) + α·expm1(min(0, x)/α) for α > 0.
+            Unary::Celu { alpha } if alpha > 0.0 => self.elu(x, alpha, true),
             op => self.push(Call(HostFn::of_unary(op)?, vec![x])),
+        })
+    }
+
+    /// `max(x, 0) + α·expm1(min(x, 0))` (Elu), with `min(x, 0)/α` inside when `divide` (Celu).
+    fn elu(&mut self, x: Reg, alpha: f32, divide: bool) -> Reg {
+        use Instr::*;
+        let zero = self.push(Const(0.0));
+        let pos = self.push(Max(x, zero));
+        let mut neg = self.push(Min(x, zero));
+        let a = self.push(Const(alpha));
+        if divide {
+            neg = self.push(Div(neg, a));
+        }
+        let e = self.push(Math(MathFn::Expm1, neg));
+        self.push(MulAdd(a, e, pos))
+    }
+
+    /// `x^e` for the constant exponents models use, as multiplies and square roots; `None` for
+    /// other exponents. They agree with pow everywhere but at x = −∞ for e = ±½ (NaN there, where
+    /// pow gives +∞ and +0).
+    pub(crate) fn pow_const(&mut self, x: Reg, e: f32) -> Option<Reg> {
+        use Instr::*;
+        let square = |p: &mut Program| p.push(Mul(x, x));
+        Some(match e {
+            1.0 => x,
+            2.0 => square(self),
+            3.0 => {
+                let s = square(self);
+                self.push(Mul(s, x))
+            }
+            4.0 => {
+                let s = square(self);
+                self.push(Mul(s, s))
+            }
+            0.5 => {
+                // + 0 turns sqrt(−0) = −0 into pow's +0.
+                let r = self.push(Sqrt(x));
+                let zero = self.push(Const(0.0));
+                self.push(Add(r, zero))
+            }
+            -1.0 | -0.5 | -2.0 => {
+                let d = match e {
+                    -1.0 => x,
+                    -0.5 => {
+                        let r = self.push(Sqrt(x));
+                        let zero = self.push(Const(0.0));
+                        self.push(Add(r, zero))
+                    }
+                    _ => square(self),
+                };
+                let one = self.push(Const(1.0));
+                self.push(Div(one, d))
+            }
+            _ => return None,
         })
     }
 
