@@ -6,6 +6,7 @@
 //! - [`onnx`]: ONNX import into Kiln's IR and export back;
 //! - [`driver`]: [`Session`], the steps a command takes (load, bind, check, run, optimize, save);
 //! - [`npy`]: NumPy `.npy` files to and from tensors;
+//! - [`prune`]: [`Pruner`], structured pruning of a model under a FLOPs or parameter budget;
 //! - [`stats`]: what `kiln inspect` reports and `kiln run`'s output summaries;
 //! - [`report`]: `kiln report`'s self-contained HTML page (graph drawings, passes, profile, memory);
 //! - [`error`]: [`KilnError`], every failure with the context a user needs;
@@ -41,6 +42,7 @@ pub mod error;
 pub mod model;
 pub mod npy;
 pub mod onnx;
+pub mod prune;
 pub mod report;
 pub mod stats;
 
@@ -48,3 +50,4 @@ pub use api::{CompileTimes, CompiledModel, Compiler};
 pub use driver::{BackendKind, Session};
 pub use error::KilnError;
 pub use model::Model;
+pub use prune::{PruneReport, Pruner};
