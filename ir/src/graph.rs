@@ -292,8 +292,12 @@ impl Graph {
     /// Makes input `slot` of `node` read `value` instead of what fed it (one edge, not every
     /// reader of the old value, unlike [`Graph::replace_uses`]). Types are not re-inferred.
     pub fn set_input(&mut self, node: NodeId, slot: usize, value: ValueRef) {
-        let old: Vec<_> =
-            self.g.edges_directed(node, Direction::Incoming).filter(|e| e.weight().input == slot).map(|e| e.id()).collect();
+        let old: Vec<_> = self
+            .g
+            .edges_directed(node, Direction::Incoming)
+            .filter(|e| e.weight().input == slot)
+            .map(|e| e.id())
+            .collect();
         for e in old {
             self.g.remove_edge(e);
         }

@@ -35,5 +35,5 @@ pub use dce::DeadCode;
 pub use egraph::{EGraphPass, EGraphReport, Limits};
 pub use fold::{ConstantFold, Evaluator};
 pub use manager::PassManager;
-pub use prune::ZeroGroups;
 pub use pass::{count_nodes, count_ops, Pass, PassError, PassStats};
+pub use prune::ZeroGroups;

@@ -103,8 +103,20 @@ fn print_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
             writeln!(out, "  {} ({} units): {}", g.sources.join(", "), g.blocked_units, g.blocked.join("; "))?;
         }
     }
-    writeln!(out, "params      {} -> {} (-{:.1}%)", p.params_before, p.params_after, share(p.params_before, p.params_after))?;
-    writeln!(out, "FLOPs       {} -> {} (-{:.1}%)", p.flops_before, p.flops_after, share(p.flops_before, p.flops_after))?;
+    writeln!(
+        out,
+        "params      {} -> {} (-{:.1}%)",
+        p.params_before,
+        p.params_after,
+        share(p.params_before, p.params_after)
+    )?;
+    writeln!(
+        out,
+        "FLOPs       {} -> {} (-{:.1}%)",
+        p.flops_before,
+        p.flops_after,
+        share(p.flops_before, p.flops_after)
+    )?;
     let predicted = p.distortion.predicted.map(|d| format!(", DP predicted {d:.4}")).unwrap_or_default();
     writeln!(
         out,

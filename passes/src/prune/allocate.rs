@@ -216,7 +216,7 @@ fn dp(p: &Problem, ranked: &[Vec<Chan>], target: f64, dist: &mut dyn Distortion)
     const BUCKETS: usize = 2000;
     let mut need = base_cost - target;
     let mut best = None;
-    for _ in 0..8 {
+    for _ in 0..20 {
         if need <= 0.0 {
             return Ok(Chosen { removal: p.base(), predicted_distortion: Some(0.0) });
         }
@@ -239,7 +239,11 @@ fn dp(p: &Problem, ranked: &[Vec<Chan>], target: f64, dist: &mut dyn Distortion)
             cost = next;
             back.push(from);
         }
-        let end = if cost[BUCKETS].is_finite() { BUCKETS } else { (0..=BUCKETS).rev().find(|&b| cost[b].is_finite()).unwrap_or(0) };
+        let end = if cost[BUCKETS].is_finite() {
+            BUCKETS
+        } else {
+            (0..=BUCKETS).rev().find(|&b| cost[b].is_finite()).unwrap_or(0)
+        };
         let mut counts = vec![0; table.len()];
         let mut b = end;
         for gi in (0..table.len()).rev() {
@@ -253,7 +257,9 @@ fn dp(p: &Problem, ranked: &[Vec<Chan>], target: f64, dist: &mut dyn Distortion)
         if actual <= target || end < BUCKETS {
             break;
         }
-        need += (actual - target) * 1.05;
+        // Savings alone overstate savings together (a layer between two pruned groups is
+        // counted by both): scale the need by how far short the last choice fell.
+        need *= ((base_cost - target) / (base_cost - actual).max(1.0)).max(1.02);
     }
     best.ok_or_else(|| "the DP allocation found no solution".to_string())
 }

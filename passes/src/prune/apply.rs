@@ -91,9 +91,13 @@ impl CostModel {
     pub fn estimate(&self, a: &Analysis, removal: &Removal) -> (u64, u64) {
         let mut share: HashMap<ValueRef, f64> = HashMap::new();
         let mut get = |v: ValueRef| *share.entry(v).or_insert_with(|| removal.kept_share(a, v));
-        let flops = self.nodes.iter().map(|(f, vs)| (*f as f64 * vs.iter().map(|&v| get(v)).product::<f64>()) as u64).sum();
-        let removed =
-            self.params.iter().map(|(n, vs)| (*n as f64 * (1.0 - vs.iter().map(|&v| get(v)).product::<f64>())) as u64).sum();
+        let flops =
+            self.nodes.iter().map(|(f, vs)| (*f as f64 * vs.iter().map(|&v| get(v)).product::<f64>()) as u64).sum();
+        let removed = self
+            .params
+            .iter()
+            .map(|(n, vs)| (*n as f64 * (1.0 - vs.iter().map(|&v| get(v)).product::<f64>())) as u64)
+            .sum();
         (flops, removed)
     }
 }

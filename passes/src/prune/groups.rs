@@ -14,7 +14,6 @@ use kiln_ir::op::{normalize_axis, pad_amounts, Binary, PadMode, Unary};
 use kiln_ir::{Graph, NodeId, Op, ValueRef};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-
 /// One channel: an output channel of some layer, before coupling.
 pub type Chan = u32;
 
@@ -104,9 +103,7 @@ impl Analysis {
     /// Indices along the map axis of `v` that survive removing the units in `removed`.
     pub fn kept(&self, v: ValueRef, removed: &impl Fn(Chan) -> bool) -> Vec<usize> {
         let map = &self.maps[&v];
-        (0..map.entries.len())
-            .filter(|&i| map.entries[i].is_none_or(|c| !removed(self.root[c as usize])))
-            .collect()
+        (0..map.entries.len()).filter(|&i| map.entries[i].is_none_or(|c| !removed(self.root[c as usize]))).collect()
     }
 }
 
@@ -225,7 +222,8 @@ impl<'g> Builder<'g> {
         let Some(map) = self.a.maps.get(&x).cloned() else { return };
         for (i, v) in ins.iter().enumerate() {
             if i != slot && v.is_some_and(|v| self.a.maps.contains_key(&v)) {
-                let why = format!("is read as input {i} of '{}' ({})", self.node(id).name, self.node(id).op.onnx_name());
+                let why =
+                    format!("is read as input {i} of '{}' ({})", self.node(id).name, self.node(id).op.onnx_name());
                 self.block(v.expect("checked"), &why);
             }
         }
@@ -238,7 +236,11 @@ impl<'g> Builder<'g> {
     }
 
     fn unknown(&mut self, id: NodeId) {
-        let why = format!("reaches '{}' ({}), which the analysis does not know", self.node(id).name, self.node(id).op.onnx_name());
+        let why = format!(
+            "reaches '{}' ({}), which the analysis does not know",
+            self.node(id).name,
+            self.node(id).op.onnx_name()
+        );
         self.block_all(id, &why);
     }
 
@@ -259,7 +261,8 @@ impl<'g> Builder<'g> {
             Op::Binary(b) => self.binary(id, *b),
             Op::Variadic(_) => self.elementwise(id, true),
             Op::Clip => {
-                let bound = |i: usize| ins.get(i).copied().flatten().and_then(|v| g.const_value(v)).map(|t| t.to_f64_vec());
+                let bound =
+                    |i: usize| ins.get(i).copied().flatten().and_then(|v| g.const_value(v)).map(|t| t.to_f64_vec());
                 let lo_ok = bound(1).is_none_or(|v| v.iter().all(|&x| x <= 0.0));
                 let hi_ok = bound(2).is_none_or(|v| v.iter().all(|&x| x >= 0.0));
                 self.carry(id, 0, lo_ok && hi_ok)
@@ -369,7 +372,9 @@ impl<'g> Builder<'g> {
                 for e in &xmap.entries[k * per_in..(k + 1) * per_in] {
                     match e {
                         Some(c) => self.unite(anchor, *c),
-                        None => self.blocked.push((anchor, format!("grouped Conv '{name}' has an untracked input channel"))),
+                        None => {
+                            self.blocked.push((anchor, format!("grouped Conv '{name}' has an untracked input channel")))
+                        }
                     }
                 }
             }
@@ -619,7 +624,8 @@ impl<'g> Builder<'g> {
         let name = g.node(id).name.clone();
         let map = self.a.maps[&x].clone();
         let mixes = format!("'{name}' mixes the channel axis with others");
-        let (Some(dims), Some(out)) = (g.value_type(x).concrete_shape(), g.value_type(ValueRef::first(id)).concrete_shape())
+        let (Some(dims), Some(out)) =
+            (g.value_type(x).concrete_shape(), g.value_type(ValueRef::first(id)).concrete_shape())
         else {
             return self.block(x, &format!("'{name}' regroups symbolic dims"));
         };
@@ -637,10 +643,11 @@ impl<'g> Builder<'g> {
         let Some(j) = found else { return self.block(x, &mixes) };
         let inner = out[j] / c;
         let mut run = 1usize;
-        let spans = inner == 1 || dims[map.axis + 1..].iter().any(|&d| {
-            run *= d;
-            run == inner
-        });
+        let spans = inner == 1
+            || dims[map.axis + 1..].iter().any(|&d| {
+                run *= d;
+                run == inner
+            });
         if !spans {
             return self.block(x, &mixes);
         }
@@ -664,8 +671,14 @@ impl<'g> Builder<'g> {
         }
         let nonzero: BTreeSet<Chan> = self.nonzero.iter().map(|&c| root[c as usize]).collect();
         let mut groups: BTreeMap<Chan, Group> = BTreeMap::new();
-        let empty =
-            || Group { sources: vec![], outputs: vec![], members: vec![], units: vec![], blocked_units: 0, blocked: vec![] };
+        let empty = || Group {
+            sources: vec![],
+            outputs: vec![],
+            members: vec![],
+            units: vec![],
+            blocked_units: 0,
+            blocked: vec![],
+        };
         for c in 0..n as Chan {
             if root[c as usize] != c {
                 continue;
@@ -704,9 +717,32 @@ impl<'g> Builder<'g> {
 fn preserves_zero(u: &Unary) -> bool {
     use Unary::*;
     match u {
-        Relu | Tanh | Erf | Sqrt | Neg | Abs | Floor | Ceil | Round | Sign | Sin | Tan | Asin | Atan | Sinh
-        | Asinh | Atanh | Softsign | HardSwish | Mish | LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. }
-        | ThresholdedRelu { .. } | Gelu { .. } => true,
+        Relu
+        | Tanh
+        | Erf
+        | Sqrt
+        | Neg
+        | Abs
+        | Floor
+        | Ceil
+        | Round
+        | Sign
+        | Sin
+        | Tan
+        | Asin
+        | Atan
+        | Sinh
+        | Asinh
+        | Atanh
+        | Softsign
+        | HardSwish
+        | Mish
+        | LeakyRelu { .. }
+        | Elu { .. }
+        | Selu { .. }
+        | Celu { .. }
+        | ThresholdedRelu { .. }
+        | Gelu { .. } => true,
         Sigmoid | Exp | Log | Reciprocal | Cos | Acos | Cosh | Acosh | Softplus | Not | HardSigmoid { .. } => false,
     }
 }

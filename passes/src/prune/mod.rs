@@ -100,7 +100,9 @@ impl Planner {
             if !g.node_ids().iter().any(|&id| &g.node(id).name == name) {
                 return Err(PruneError::UnknownNode(name.clone()));
             }
-            for grp in analysis.groups.iter_mut().filter(|grp| grp.sources.contains(name) || grp.members.iter().any(|m| m.starts_with(&format!("{name} (")))) {
+            for grp in analysis.groups.iter_mut().filter(|grp| {
+                grp.sources.contains(name) || grp.members.iter().any(|m| m.starts_with(&format!("{name} (")))
+            }) {
                 grp.blocked_units += grp.units.len();
                 grp.units.clear();
                 grp.blocked.push(format!("protected by --protect {name}"));
@@ -139,7 +141,11 @@ impl Planner {
                 members: grp.members.clone(),
                 units: grp.units.len() + grp.blocked_units,
                 removed: grp.units.iter().filter(|u| removal.contains(u.root)).count(),
-                zero_removed: grp.units.iter().filter(|u| removal.contains(u.root) && self.zero.contains(&u.root)).count(),
+                zero_removed: grp
+                    .units
+                    .iter()
+                    .filter(|u| removal.contains(u.root) && self.zero.contains(&u.root))
+                    .count(),
                 blocked_units: grp.blocked_units,
                 blocked: grp.blocked.clone(),
             })
@@ -156,7 +162,10 @@ impl Planner {
             .flat_map(|grp| grp.outputs.iter())
             .map(|&v| {
                 let channels = self.analysis.maps[&v].entries.len();
-                (v.node, LayerReport { name: g.node(v.node).name.clone(), channels, kept: self.analysis.kept(v, &rm).len() })
+                (
+                    v.node,
+                    LayerReport { name: g.node(v.node).name.clone(), channels, kept: self.analysis.kept(v, &rm).len() },
+                )
             })
             .collect();
         layers.sort_by_key(|(id, _)| *id);

@@ -31,7 +31,10 @@ impl Builder {
         let name = self.name("conv");
         let w = Tensor::seeded(DType::F32, &[c_out, c_in / group, 3, 3], &name, 0.0, 0.5).unwrap();
         let w = self.g.add_const(format!("{name}.w"), w);
-        let b = self.g.add_const(format!("{name}.b"), Tensor::seeded(DType::F32, &[c_out], &format!("{name}.b"), 0.1, 0.1).unwrap());
+        let b = self.g.add_const(
+            format!("{name}.b"),
+            Tensor::seeded(DType::F32, &[c_out], &format!("{name}.b"), 0.1, 0.1).unwrap(),
+        );
         let conv = Conv { window: Window { pads: vec![1; 4], ..Default::default() }, group };
         self.g.add(&name, Op::Conv(conv), &[x, w, b]).unwrap()
     }
