@@ -7,6 +7,7 @@ use crate::onnx::export::ExportError;
 use crate::onnx::import::ImportError;
 use kiln_backends::ExecError;
 use kiln_ir::{GraphError, TensorType};
+use kiln_passes::prune::PruneError;
 use kiln_passes::PassError;
 use std::path::PathBuf;
 
@@ -22,6 +23,8 @@ pub enum KilnError {
     Exec { backend: &'static str, source: Box<ExecError> },
     #[error("optimizing the model failed")]
     Pass(#[source] Box<PassError>),
+    #[error("pruning the model failed")]
+    Prune(#[source] Box<PruneError>),
     #[error("the model is not valid for the given dims")]
     Graph(#[source] Box<GraphError>),
     #[error("cannot use '{}' for input '{input}'", path.display())]
@@ -90,7 +93,7 @@ macro_rules! boxed_from {
     )*};
 }
 
-boxed_from!(Import(ImportError), Pass(PassError), Graph(GraphError));
+boxed_from!(Import(ImportError), Pass(PassError), Prune(PruneError), Graph(GraphError));
 
 fn list_or_none(names: &[String]) -> String {
     if names.is_empty() {

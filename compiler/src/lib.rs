@@ -7,6 +7,7 @@
 //! - [`onnx`]: ONNX import into Kiln's IR and export back;
 //! - [`driver`]: [`Session`], the steps a command takes (load, bind, check, run, optimize, save);
 //! - [`npy`]: NumPy `.npy` files to and from tensors;
+//! - [`prune`]: [`Pruner`], structured pruning of a model under a FLOPs or parameter budget;
 //! - [`stats`]: what `kiln inspect` reports and `kiln run`'s output summaries;
 //! - [`report`]: `kiln report`'s self-contained HTML page (graph drawings, passes, profile, memory);
 //! - [`error`]: [`KilnError`], every failure with the context a user needs;
@@ -42,6 +43,7 @@ pub mod error;
 pub mod model;
 pub mod npy;
 pub mod onnx;
+pub mod prune;
 pub mod report;
 pub mod stats;
 
@@ -50,3 +52,4 @@ pub use driver::{BackendKind, Session};
 pub use error::KilnError;
 pub use kiln_ir::limits::{LimitError, Limits};
 pub use model::Model;
+pub use prune::{PruneReport, Pruner};

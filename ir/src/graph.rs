@@ -289,6 +289,21 @@ impl Graph {
         }
     }
 
+    /// Makes input `slot` of `node` read `value` instead of what fed it (one edge, not every
+    /// reader of the old value, unlike [`Graph::replace_uses`]). Types are not re-inferred.
+    pub fn set_input(&mut self, node: NodeId, slot: usize, value: ValueRef) {
+        let old: Vec<_> = self
+            .g
+            .edges_directed(node, Direction::Incoming)
+            .filter(|e| e.weight().input == slot)
+            .map(|e| e.id())
+            .collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        self.g.add_edge(value.node, node, Port { output: value.output, input: slot });
+    }
+
     /// Replaces a node's op and re-infers its output types, keeping names and edges.
     pub fn replace_op(&mut self, id: NodeId, op: Op) -> Result<(), GraphError> {
         let ins = self.node_inputs(id);

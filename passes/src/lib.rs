@@ -7,7 +7,9 @@
 //! - [`dce`]: [`DeadCode`], removing nodes no graph output needs;
 //! - [`egraph`]: [`EGraphPass`], equality saturation with egg — the tensor language, the e-class
 //!   analysis (types, constant folding), the cost model and extraction, IR translation;
-//! - [`rules`]: the rewrite tables it runs (`simplify`, `reparam`, `fusion`).
+//! - [`rules`]: the rewrite tables it runs (`simplify`, `reparam`, `fusion`);
+//! - [`prune`]: structured pruning — dependency groups, importance, allocation under a budget,
+//!   and [`ZeroGroups`], the lossless removal of all-zero channels.
 //!
 //! ```
 //! use kiln_ir::{DType, Graph, Op, Tensor, TensorType, op::Unary};
@@ -26,6 +28,7 @@ pub mod egraph;
 pub mod fold;
 pub mod manager;
 pub mod pass;
+pub mod prune;
 pub mod rules;
 
 pub use dce::DeadCode;
@@ -33,3 +36,4 @@ pub use egraph::{EGraphPass, EGraphReport, Limits};
 pub use fold::{ConstantFold, Evaluator};
 pub use manager::PassManager;
 pub use pass::{count_nodes, count_ops, Pass, PassError, PassStats};
+pub use prune::ZeroGroups;

@@ -10,6 +10,7 @@ mod inspect;
 mod limits;
 mod opt;
 mod progress;
+mod prune;
 mod report;
 mod run;
 mod trace;
@@ -47,6 +48,8 @@ enum Command {
     Bench(bench::Args),
     /// Write an HTML report: the graph before and after optimization, the passes, the profile, memory.
     Report(report::Args),
+    /// Remove whole channels under a FLOPs or parameter budget and write the model as ONNX.
+    Prune(prune::Args),
 }
 
 /// Runs the `kiln` command line on `args` (the first is the program name). Results go to `out`,
@@ -70,6 +73,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         Command::Compile(args) => compile::execute(args, out),
         Command::Bench(args) => bench::execute(args, out, !cli.quiet),
         Command::Report(args) => report::execute(args, out, !cli.quiet),
+        Command::Prune(args) => prune::execute(args, out),
     };
     match result {
         Ok(()) => 0,

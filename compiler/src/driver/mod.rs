@@ -187,6 +187,13 @@ impl Session {
         Ok(g.outputs().iter().map(|&v| g.value_name(v).to_string()).zip(outputs).collect())
     }
 
+    /// Constant folding and dead-code removal alone: generated weights become constants, as
+    /// pruning needs them, and nothing is fused yet.
+    pub fn fold(&mut self) -> Result<Vec<PassStats>, KilnError> {
+        let passes = PassManager::new().with(ConstantFold::new(Box::new(InterpEvaluator))).with(DeadCode);
+        Ok(passes.run(&mut self.model.graph)?)
+    }
+
     /// Constant folding (through the interpreter's kernels) and dead-code removal, then the
     /// e-graph optimizer (simplification, reparameterization, fusion) on what is left.
     pub fn optimize(&mut self) -> Result<Vec<PassStats>, KilnError> {
