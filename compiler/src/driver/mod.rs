@@ -190,20 +190,28 @@ impl Session {
     /// Constant folding and dead-code removal alone: generated weights become constants, as
     /// pruning needs them, and nothing is fused yet.
     pub fn fold(&mut self) -> Result<Vec<PassStats>, KilnError> {
-        let passes = PassManager::new().with(ConstantFold::new(Box::new(InterpEvaluator))).with(DeadCode);
-        Ok(passes.run(&mut self.model.graph)?)
+        let (limits, passes) = self.folding(Instant::now() + FOLD_BUDGET);
+        let graph = &mut self.model.graph;
+        Ok(limits::scoped(&limits, || passes.run(graph))?)
+    }
+
+    /// The limits passes run under, and constant folding then dead-code removal with folding
+    /// evaluations allowed until `until`.
+    fn folding(&self, until: Instant) -> (Limits, PassManager) {
+        let limits = building(&self.limits);
+        let fold_bytes = limits.max_tensor_bytes.min(DEFAULT_MAX_FOLD_BYTES);
+        let passes = PassManager::new()
+            .with(ConstantFold::new(Box::new(InterpEvaluator { until })).max_bytes(fold_bytes))
+            .with(DeadCode);
+        (limits, passes)
     }
 
     /// Constant folding (through the interpreter's kernels) and dead-code removal, then the
     /// e-graph optimizer (simplification, reparameterization, fusion) on what is left.
     pub fn optimize(&mut self) -> Result<Vec<PassStats>, KilnError> {
-        let limits = building(&self.limits);
         let until = Instant::now() + FOLD_BUDGET;
-        let fold_bytes = limits.max_tensor_bytes.min(DEFAULT_MAX_FOLD_BYTES);
-        let passes = PassManager::new()
-            .with(ConstantFold::new(Box::new(InterpEvaluator { until })).max_bytes(fold_bytes))
-            .with(DeadCode)
-            .with(EGraphPass::all(std::sync::Arc::new(InterpEvaluator { until })));
+        let (limits, passes) = self.folding(until);
+        let passes = passes.with(EGraphPass::all(std::sync::Arc::new(InterpEvaluator { until })));
         let graph = &mut self.model.graph;
         Ok(limits::scoped(&limits, || passes.run(graph))?)
     }

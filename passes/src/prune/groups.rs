@@ -330,6 +330,7 @@ impl<'g> Builder<'g> {
             | Op::Range
             | Op::If { .. }
             | Op::Loop(_)
+            | Op::Recurrent(_)
             | Op::Scan(_)
             | Op::CumSum { .. }
             | Op::CumProd { .. }
