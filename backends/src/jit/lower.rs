@@ -17,7 +17,7 @@ use super::native::{self, NativeStep};
 use super::program::{contiguous_strides, Instr, LoopNest, Program, Reg};
 use super::window::Window;
 use crate::ExecError;
-use kiln_ir::op::{Binary, PoolKind};
+use kiln_ir::op::{Binary, Geometry, PoolKind};
 use kiln_ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 use std::collections::HashMap;
 
@@ -207,6 +207,24 @@ struct Lowerer<'g, 's> {
     natives: HashMap<NodeId, native::Kernel>,
 }
 
+/// `[n, c, l]` as `[n, c, 1, l]`: a 1-D convolution's operands as 2-D ones.
+fn with_unit_height(shape: &[usize]) -> Vec<usize> {
+    [&shape[..2], &[1], &shape[2..]].concat()
+}
+
+/// A 1-D window's geometry as a 2-D one whose height is 1 (kernel, stride and dilation 1, no pads).
+fn geometry_with_unit_height(g: Geometry) -> Geometry {
+    let lift = |v: Vec<usize>, unit: usize| [vec![unit], v].concat();
+    Geometry {
+        kernel: lift(g.kernel, 1),
+        strides: lift(g.strides, 1),
+        dilations: lift(g.dilations, 1),
+        pads_begin: lift(g.pads_begin, 0),
+        pads_end: lift(g.pads_end, 0),
+        output: lift(g.output, 1),
+    }
+}
+
 /// The concrete f32 shape of a value, if it has one.
 fn f32_shape(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {
     let ty = g.value_type(v);
@@ -298,7 +316,9 @@ impl Lowerer<'_, '_> {
         let konst = |i: usize| ins.get(i).copied().flatten().and_then(|v| g.const_value(v)).is_some();
         let rank = |i: usize| ins.get(i).copied().flatten().and_then(|v| f32_shape(g, v)).map(|s| s.len());
         match &g.node(id).op {
-            Op::Conv(_) => rank(0) == Some(4) && konst(1) && ins.get(2).copied().flatten().is_none_or(|_| konst(2)),
+            Op::Conv(_) => {
+                matches!(rank(0), Some(3 | 4)) && konst(1) && ins.get(2).copied().flatten().is_none_or(|_| konst(2))
+            }
             Op::MatMul => {
                 let shape = |i: usize| ins.get(i).copied().flatten().and_then(|v| f32_shape(g, v));
                 matches!((shape(0), shape(1)), (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() && product_count(&a, &b).is_some())
@@ -854,8 +874,14 @@ impl Lowerer<'_, '_> {
         match &g.node(a).op {
             Op::Conv(c) => {
                 let (x, w) = (vid(0).expect("conv input"), vid(1).expect("conv weight"));
-                let (xs, ws) = (self.shape(x), self.shape(w));
-                let geo = c.window.resolve(&xs[2..], &ws[2..], false).map_err(|m| self.fail(a, m))?;
+                let (mut xs, mut ws) = (self.shape(x), self.shape(w));
+                let mut geo = c.window.resolve(&xs[2..], &ws[2..], false).map_err(|m| self.fail(a, m))?;
+                // The bias broadcasts over the output's spatial dims, one or two.
+                let bias_shape = [vec![ws[0]], vec![1; xs.len() - 2]].concat();
+                if xs.len() == 3 {
+                    // A 1-D convolution is a 2-D one over planes of height 1: same bytes.
+                    (xs, ws, geo) = (with_unit_height(&xs), with_unit_height(&ws), geometry_with_unit_height(geo));
+                }
                 let depthwise = c.group == xs[1] && ws[0] == c.group && ws[1] == 1;
                 let pointwise = ws[2] == 1
                     && ws[3] == 1
@@ -904,7 +930,7 @@ impl Lowerer<'_, '_> {
                 let (step, bias) = if depthwise {
                     (ConvStep { bias: vid(2), ..step }, None)
                 } else {
-                    (step, vid(2).map(|b| (b, vec![ws[0], 1, 1], None)))
+                    (step, vid(2).map(|b| (b, bias_shape, None)))
                 };
                 Ok((AnchorKind::Conv(step), bias))
             }

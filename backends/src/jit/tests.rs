@@ -83,6 +83,38 @@ fn conv_bias_relu_residual_fuse_into_one_step() {
     assert_eq!(Jit::with_threads(1).compile(&g).unwrap().report().kernels, 1);
 }
 
+/// A 1-D convolution (Conv1d: keyword spotting, Whisper's stem) runs on the GEMM core as a 2-D one
+/// over planes of height 1, with its bias and activation fused, whatever the stride, padding,
+/// dilation or groups.
+#[test]
+fn one_dimensional_convolutions_run_on_the_gemm_core() {
+    for (name, cin, cout, k, stride, pad, dilation, group) in [
+        ("k3-same", 8, 6, 3, 1, 1, 1, 1),
+        ("k5-s2", 4, 8, 5, 2, 2, 1, 1),
+        ("k1-pointwise", 6, 10, 1, 1, 0, 1, 1),
+        ("k3-dilated", 4, 4, 3, 1, 2, 2, 1),
+        ("depthwise", 6, 6, 3, 1, 1, 1, 6),
+        ("grouped", 8, 4, 3, 1, 0, 1, 2),
+    ] {
+        let mut g = Graph::new(name);
+        let x = g.add_input("x", TensorType::known(DType::F32, &[2, cin, 37]));
+        let w = konst(&mut g, "w", &[cout, cin / group, k]);
+        let b = konst(&mut g, "b", &[cout]);
+        let window = Window {
+            kernel_shape: None,
+            strides: vec![stride],
+            pads: vec![pad; 2],
+            dilations: vec![dilation],
+            ..Default::default()
+        };
+        let c = g.add("c", Op::Conv(Conv { window, group }), &[x, w, b]).unwrap();
+        let y = g.add("y", Op::Unary(Unary::Relu), &[c]).unwrap();
+        g.set_outputs(vec![y]);
+        check(&g, 1e-5);
+        assert_eq!(engines(&g), vec![Engine::Gemm], "{name}: one fused GEMM step");
+    }
+}
+
 /// Each case is named after the algorithm the plan must choose for it.
 #[test]
 fn every_convolution_algorithm_matches() {
