@@ -4,7 +4,7 @@
 //! written (8 per element). `cargo bench -p kiln-benches --bench activations`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kiln_backends::{jit::Jit, Backend};
+use kiln_backends::jit::Jit;
 use kiln_ir::op::{Binary, Unary};
 use kiln_ir::{DType, Graph, Op, Tensor, TensorType};
 use std::time::Duration;

@@ -433,7 +433,7 @@ impl Lanes for ClifLanes<'_, '_> {
     fn bits(&mut self, a: Value) -> Value {
         self.cast(types::I32X4, a)
     }
-    fn from_bits(&mut self, a: Value) -> Value {
+    fn bitcast_float(&mut self, a: Value) -> Value {
         self.cast(types::F32X4, a)
     }
     fn iconst(&mut self, c: i32) -> Value {

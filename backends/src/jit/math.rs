@@ -51,7 +51,7 @@ pub(crate) trait Lanes {
     fn to_int(&mut self, a: Self::F) -> Self::I;
     fn to_float(&mut self, a: Self::I) -> Self::F;
     fn bits(&mut self, a: Self::F) -> Self::I;
-    fn from_bits(&mut self, a: Self::I) -> Self::F;
+    fn bitcast_float(&mut self, a: Self::I) -> Self::F;
     fn iconst(&mut self, c: i32) -> Self::I;
     fn iadd(&mut self, a: Self::I, b: Self::I) -> Self::I;
     fn isub(&mut self, a: Self::I, b: Self::I) -> Self::I;
@@ -119,7 +119,7 @@ fn copysign<L: Lanes>(l: &mut L, mag: L::F, sign: L::F) -> L::F {
     let (abs_mask, sign_mask) = (l.iconst(i32::MAX), l.iconst(i32::MIN));
     let (m, s) = (l.and(m, abs_mask), l.and(s, sign_mask));
     let r = l.or(m, s);
-    l.from_bits(r)
+    l.bitcast_float(r)
 }
 
 /// 2ᵏ for integer lanes `k` in [−126, 127].
@@ -127,7 +127,7 @@ fn pow2<L: Lanes>(l: &mut L, k: L::I) -> L::F {
     let bias = l.iconst(127);
     let e = l.iadd(k, bias);
     let e = l.shl(e, 23);
-    l.from_bits(e)
+    l.bitcast_float(e)
 }
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -135,7 +135,7 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// Cephes `expf`: eʳ ≈ 1 + r + r²·P(r) on |r| ≤ ½ln 2.
-const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1];
 
 /// e^(x + lo), `lo` a small correction to `x` (an exact product's low part).
 fn exp<L: Lanes>(l: &mut L, x: L::F, lo: Option<L::F>) -> L::F {
@@ -217,7 +217,7 @@ fn log<L: Lanes>(l: &mut L, x: L::F) -> L::F {
     let half_bits = l.iconst(0x3f00_0000);
     let m = l.and(bits, mant_mask);
     let m = l.or(m, half_bits);
-    let m = l.from_bits(m);
+    let m = l.bitcast_float(m);
     // m < √½: use 2m − 1 and e − 1, so the argument of the polynomial is in [√½ − 1, √2 − 1].
     let sqrt_half = l.splat(SQRT_HALF);
     let low = l.lt(m, sqrt_half);
@@ -253,7 +253,7 @@ fn log<L: Lanes>(l: &mut L, x: L::F) -> L::F {
 }
 
 /// Cephes `tanhf`: tanh x ≈ x + x³·P(x²) on |x| < 0.625.
-const TANH_P: [f32; 5] = [-5.704_988_7e-3, 2.063_908_9e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328_2e-1];
+const TANH_P: [f32; 5] = [-5.704_988_7e-3, 2.063_909e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1];
 
 fn tanh<L: Lanes>(l: &mut L, x: L::F) -> L::F {
     // x·(1 + x²·P(x²)) keeps the sign of a zero.
@@ -295,14 +295,21 @@ fn sigmoid<L: Lanes>(l: &mut L, x: L::F) -> L::F {
 /// Where erf switches from its odd polynomial to `1 − erfc`.
 const ERF_SPLIT: f32 = 0.921_875;
 /// erf(x)/x ≈ P(x²) on |x| < [`ERF_SPLIT`] (weighted least squares, error 4e-10).
-const ERF_P: [f32; 7] =
-    [8.370_092e-5, -8.142_702_4e-4, 5.201_032e-3, -2.685_939_8e-2, 1.128_369_5e-1, -3.761_263_4e-1, 1.128_379_2];
+const ERF_P: [f32; 7] = [
+    8.370_092e-5,
+    -8.142_702e-4,
+    5.201_032e-3,
+    -2.685_939_8e-2,
+    1.128_369_5e-1,
+    -3.761_263_4e-1,
+    std::f32::consts::FRAC_2_SQRT_PI,
+];
 /// Numerical Recipes' `erfcc`: erfc z = t·exp(−z² + P(t)), t = 1/(1 + z/2), z ≥ 0.
 const ERFC_P: [f32; 10] = [
     0.170_872_77,
     -0.822_152_23,
     1.488_515_9,
-    -1.135_203_98,
+    -1.135_204,
     0.278_868_07,
     -0.186_288_06,
     0.096_784_18,
@@ -477,7 +484,7 @@ impl Lanes for Scalar {
     fn bits(&mut self, a: f32) -> i32 {
         a.to_bits() as i32
     }
-    fn from_bits(&mut self, a: i32) -> f32 {
+    fn bitcast_float(&mut self, a: i32) -> f32 {
         f32::from_bits(a as u32)
     }
     fn iconst(&mut self, c: i32) -> i32 {

@@ -192,7 +192,7 @@ impl Session {
     pub fn fold(&mut self) -> Result<Vec<PassStats>, KilnError> {
         let (limits, passes) = self.folding(Instant::now() + FOLD_BUDGET);
         let graph = &mut self.model.graph;
-        Ok(limits::scoped(&limits, || passes.run(graph))?)
+        limits::scoped(&limits, || passes.run(graph).map_err(Box::new)).map_err(KilnError::Pass)
     }
 
     /// The limits passes run under, and constant folding then dead-code removal with folding
@@ -213,7 +213,7 @@ impl Session {
         let (limits, passes) = self.folding(until);
         let passes = passes.with(EGraphPass::all(std::sync::Arc::new(InterpEvaluator { until })));
         let graph = &mut self.model.graph;
-        Ok(limits::scoped(&limits, || passes.run(graph))?)
+        limits::scoped(&limits, || passes.run(graph).map_err(Box::new)).map_err(KilnError::Pass)
     }
 
     /// Writes the model as ONNX (atomically: a temporary file, then a rename).
