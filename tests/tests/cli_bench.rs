@@ -158,9 +158,11 @@ fn profile_covers_every_step_of_the_plan() {
     let (code, out, err) = bench(&[&squeezenet(), &"--runs", &"1", &"--no-interp", &"--profile", &"3"]);
     assert_eq!(code, 0, "{err}");
     let listing: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("profile")).collect();
-    assert_eq!(listing.len(), 5, "a header, the 3 slowest steps and the per-op line:\n{out}");
+    assert_eq!(listing.len(), 6, "a header, the 3 slowest steps, the per-op and the per-engine lines:\n{out}");
     assert!(listing[1..4].iter().all(|l| l.contains(" ms ") && l.ends_with(']')), "{out}");
     assert!(listing[4].starts_with("by op") && listing[4].contains("Conv"), "{out}");
+    assert!(listing[5].starts_with("engines") && listing[5].contains("fallback 0.0% in 0 steps"), "{out}");
+    assert!(!out.contains("-0.0%"), "{out}");
     let r = bench_json(&[&squeezenet(), &"--runs", &"1", &"--no-interp"]);
     assert!(r.get("profile").is_none(), "no profile unless asked: {r}");
 }

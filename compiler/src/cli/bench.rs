@@ -337,8 +337,10 @@ fn print_profile(out: &mut dyn Write, steps: &[StepReport], slowest: usize) -> s
 /// Where the time went by engine: native (and each native engine's part), then the
 /// interpreter fallback with the ops that fell back.
 fn engine_shares(steps: &[StepReport]) -> String {
-    let share =
-        |f: &dyn Fn(Engine) -> bool| -> f64 { steps.iter().filter(|s| f(s.step.engine)).map(|s| s.share).sum() };
+    // An empty sum is -0.0; adding 0.0 prints it as 0.0.
+    let share = |f: &dyn Fn(Engine) -> bool| -> f64 {
+        steps.iter().filter(|s| f(s.step.engine)).map(|s| s.share).sum::<f64>() + 0.0
+    };
     let native: Vec<String> = [Engine::Gemm, Engine::Cranelift, Engine::Host]
         .into_iter()
         .map(|e| format!("{} {:.1}%", PlanStep::engine_name(e), 100.0 * share(&|x| x == e)))
@@ -348,8 +350,7 @@ fn engine_shares(steps: &[StepReport]) -> String {
         .filter(|s| s.step.engine == Engine::Interpreter)
         .filter_map(|s| s.step.ops.first().map(String::as_str))
         .collect();
-    // An empty sum is -0.0; adding 0.0 prints it as 0.0.
-    let interp = share(&|e| e == Engine::Interpreter) + 0.0;
+    let interp = share(&|e| e == Engine::Interpreter);
     let listed = if fallback.is_empty() { String::new() } else { format!(" ({})", fallback.join(", ")) };
     format!(
         "native {:.1}% ({}), interpreter fallback {:.1}% in {} steps{listed}",
