@@ -283,6 +283,17 @@ impl LightModel {
     }
 }
 
+/// Runs `kiln ARGS... --json` in-process, asserts success, and parses what it printed.
+pub fn kiln_json(args: &[&dyn AsRef<std::ffi::OsStr>]) -> serde_json::Value {
+    let argv = std::iter::once(std::ffi::OsString::from("kiln"))
+        .chain(args.iter().map(|a| a.as_ref().to_os_string()))
+        .chain([std::ffi::OsString::from("--json")]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = kiln::cli::run(argv, &mut out, &mut err);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,7 @@
 //! that `opt` preserves the model's outputs.
 
 use kiln_ir::{DType, Tensor};
-use serde_json::Value;
-use std::ffi::{OsStr, OsString};
+use kiln_tests::kiln_json;
 use std::path::PathBuf;
 
 fn squeezenet() -> PathBuf {
@@ -16,17 +15,6 @@ fn temp_dir(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Runs `kiln ARGS... --json`, asserts success, and parses stdout.
-fn kiln_json(args: &[&dyn AsRef<OsStr>]) -> Value {
-    let argv = std::iter::once(OsString::from("kiln"))
-        .chain(args.iter().map(|a| a.as_ref().to_os_string()))
-        .chain([OsString::from("--json")]);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = kiln::cli::run(argv, &mut out, &mut err);
-    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
-    serde_json::from_slice(&out).unwrap()
 }
 
 #[test]

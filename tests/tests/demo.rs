@@ -4,8 +4,8 @@
 //! interpreter, through the CLI and the API.
 
 use kiln_ir::Tensor;
+use kiln_tests::kiln_json;
 use serde_json::Value;
-use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 fn demo(file: &str) -> PathBuf {
@@ -16,16 +16,6 @@ fn demo(file: &str) -> PathBuf {
 fn reference_correct() -> u64 {
     let facts: Value = serde_json::from_str(&std::fs::read_to_string(demo("digits.json")).unwrap()).unwrap();
     facts["onnxruntime_correct"].as_u64().unwrap()
-}
-
-fn kiln_json(args: &[&dyn AsRef<OsStr>]) -> Value {
-    let argv = std::iter::once(OsString::from("kiln"))
-        .chain(args.iter().map(|a| a.as_ref().to_os_string()))
-        .chain([OsString::from("--json")]);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = kiln::cli::run(argv, &mut out, &mut err);
-    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
-    serde_json::from_slice(&out).unwrap()
 }
 
 #[test]
