@@ -216,5 +216,18 @@ fn report_writes_one_self_contained_page() {
     }
     assert!(html.matches("<g class=\"node\">").count() > 50, "both graphs are drawn");
     assert!(!html.contains("<script") && !html.contains("src=\""), "nothing is fetched or run");
+    // The report makes up inputs under the same cap as run and bench, and writes nothing past it.
+    let capped = dir.join("capped.html");
+    let argv = ["kiln", "report"].into_iter().map(OsString::from).chain([
+        squeezenet().into_os_string(),
+        "-o".into(),
+        capped.clone().into_os_string(),
+        "--max-input-bytes".into(),
+        "1K".into(),
+    ]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(kiln::cli::run(argv, &mut out, &mut err), 1);
+    assert!(String::from_utf8_lossy(&err).contains("--max-input-bytes"), "{}", String::from_utf8_lossy(&err));
+    assert!(!capped.exists());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -3,8 +3,9 @@
 //! writes what it found as one self-contained HTML page (see [`crate::report`]).
 
 use super::bench::{measure, profile_steps};
+use super::limits::{InputArgs, LimitArgs};
 use super::{parse_dim, parse_input, print_json};
-use crate::driver::{files, memory, Session};
+use crate::driver::{files, Session};
 use crate::report::{self, graph_svg, Page, Step};
 use crate::stats::ModelStats;
 use crate::KilnError;
@@ -42,6 +43,10 @@ pub struct Args {
     /// Print one JSON object (what was written, and the headline figures) instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    generated: InputArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -62,9 +67,10 @@ pub fn execute(args: Args, out: &mut dyn Write, progress: bool) -> Result<(), Ki
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let mut session = Session::load(&args.model)?;
+    let limits = args.limits.limits();
+    let mut session = Session::load_with(&args.model, limits)?;
     let given = session.read_inputs(&args.inputs)?;
-    let inputs = session.prepare(&args.dims, given, memory::Limit::from_system())?;
+    let inputs = session.prepare(&args.dims, given, args.generated.memory(&limits))?;
     let before = ModelStats::of(session.model());
     let neutral = |_| graph_svg::NodeStyle { fill: report::engine_colour("").into(), ..Default::default() };
     let graph_before = graph_svg::draw(&session.model().graph, &neutral)?;
